@@ -1,0 +1,334 @@
+//! The frame: a zero-copy view of one JSON-RPC message.
+//!
+//! One pass with sonic-rs's lazy object iterator over the top level (values skipped with SIMD and
+//! validated, not built), and, for requests, one more over `params` to find `name`, `uri` and `_meta`.
+//! Everything else stays as byte spans of the original buffer so it can be forwarded untouched.
+//! `benches/frame_parse.rs` compares this with serde_json and simd-json.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use sonic_rs::JsonValueTrait;
+
+/// A half-open byte range `[start, end)` into the frame's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    fn of(outer: &[u8], inner: &[u8]) -> Span {
+        // Both slices come from the same allocation: the lazy values borrow from the input.
+        let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+        Span { start: start as u32, end: (start + inner.len()) as u32 }
+    }
+
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The four JSON-RPC message kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+    ErrorResponse,
+}
+
+/// Why a body is not a frame: not JSON at all (-32700), or JSON that is not a JSON-RPC message (-32600).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("parse error: {0}")]
+    Parse(String),
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+}
+
+/// One parsed JSON-RPC message over its own buffer.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    buf: Bytes,
+    pub kind: Kind,
+    id: Option<Span>,
+    method: Option<Span>,
+    params: Option<Span>,
+    result: Option<Span>,
+    error: Option<Span>,
+    name: Option<Span>,
+    uri: Option<Span>,
+    meta: Option<Span>,
+}
+
+impl Frame {
+    /// Parse one JSON-RPC message. Batches (arrays) are refused as invalid: no revision the gateway
+    /// serves after 2025-03-26 allows them, and the gateway does not offer them to 2025-03-26 clients.
+    pub fn parse(buf: Bytes) -> Result<Frame, FrameError> {
+        let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        match first {
+            Some(b'{') => {}
+            Some(b'[') => {
+                // Still tell malformed JSON from a batch.
+                sonic_rs::from_slice::<sonic_rs::Value>(&buf)
+                    .map_err(|e| FrameError::Parse(e.to_string()))?;
+                return Err(FrameError::Invalid("batches are not supported"));
+            }
+            None => return Err(FrameError::Parse("empty body".into())),
+            _ => {
+                sonic_rs::from_slice::<sonic_rs::Value>(&buf)
+                    .map_err(|e| FrameError::Parse(e.to_string()))?;
+                return Err(FrameError::Invalid("a JSON-RPC message is a JSON object"));
+            }
+        }
+        let mut f = Frame {
+            buf: Bytes::new(),
+            kind: Kind::Request,
+            id: None,
+            method: None,
+            params: None,
+            result: None,
+            error: None,
+            name: None,
+            uri: None,
+            meta: None,
+        };
+        let mut version_ok = false;
+        let mut last_end = 0usize;
+        for entry in sonic_rs::to_object_iter(buf.as_ref()) {
+            let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
+            let raw = value.as_raw_str().as_bytes();
+            let span = Span::of(&buf, raw);
+            last_end = span.end as usize;
+            match key.as_ref() {
+                "jsonrpc" => version_ok = value.as_str() == Some("2.0"),
+                "id" => f.id = Some(span),
+                "method" => {
+                    if !value.is_str() {
+                        return Err(FrameError::Invalid("method must be a string"));
+                    }
+                    f.method = Some(span)
+                }
+                "params" => f.params = Some(span),
+                "result" => f.result = Some(span),
+                "error" => f.error = Some(span),
+                _ => {}
+            }
+        }
+        check_trailer(&buf, last_end)?;
+        if !version_ok {
+            return Err(FrameError::Invalid("jsonrpc must be \"2.0\""));
+        }
+        if let Some(id) = f.id {
+            match buf[id.start as usize] {
+                b'"' | b'-' | b'0'..=b'9' => {}
+                b'n' if f.method.is_none() => {} // error responses to unparseable requests carry null
+                _ => return Err(FrameError::Invalid("id must be a string or a number")),
+            }
+        }
+        f.kind = match (f.method.is_some(), f.id.is_some(), f.result.is_some(), f.error.is_some()) {
+            (true, true, false, false) => Kind::Request,
+            (true, false, false, false) => Kind::Notification,
+            (false, true, true, false) => Kind::Response,
+            (false, true, false, true) => Kind::ErrorResponse,
+            _ => return Err(FrameError::Invalid("not a JSON-RPC request, notification or response")),
+        };
+        if let Some(p) = f.params {
+            if buf[p.start as usize] != b'{' {
+                return Err(FrameError::Invalid("params must be an object"));
+            }
+            let params = &buf[p.range()];
+            for entry in sonic_rs::to_object_iter(params) {
+                let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
+                let slot = match key.as_ref() {
+                    "name" => &mut f.name,
+                    "uri" => &mut f.uri,
+                    "_meta" => &mut f.meta,
+                    _ => continue,
+                };
+                *slot = Some(Span::of(&buf, value.as_raw_str().as_bytes()));
+            }
+        }
+        f.buf = buf;
+        Ok(f)
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.buf
+    }
+
+    pub fn slice(&self, span: Span) -> &[u8] {
+        &self.buf[span.range()]
+    }
+
+    /// The raw id (`7`, `"abc"`), as the client wrote it.
+    pub fn id_raw(&self) -> Option<&[u8]> {
+        self.id.map(|s| self.slice(s))
+    }
+
+    pub fn id_span(&self) -> Option<Span> {
+        self.id
+    }
+
+    /// The id as an unsigned integer, when it is one (the gateway's own upstream ids are).
+    pub fn id_u64(&self) -> Option<u64> {
+        std::str::from_utf8(self.id_raw()?).ok()?.parse().ok()
+    }
+
+    /// The method name, unescaped.
+    pub fn method(&self) -> Option<Cow<'_, str>> {
+        self.method.and_then(|s| json_str(self.slice(s)))
+    }
+
+    pub fn params_span(&self) -> Option<Span> {
+        self.params
+    }
+
+    pub fn params_raw(&self) -> Option<&[u8]> {
+        self.params.map(|s| self.slice(s))
+    }
+
+    pub fn result_raw(&self) -> Option<&[u8]> {
+        self.result.map(|s| self.slice(s))
+    }
+
+    pub fn error_raw(&self) -> Option<&[u8]> {
+        self.error.map(|s| self.slice(s))
+    }
+
+    /// `result` or `error` with its key, e.g. `"result":{...}` → (`b"result"`, span).
+    pub fn outcome(&self) -> Option<(&'static str, Span)> {
+        match (self.result, self.error) {
+            (Some(r), _) => Some(("result", r)),
+            (_, Some(e)) => Some(("error", e)),
+            _ => None,
+        }
+    }
+
+    /// `params.name` unescaped, when it is a string.
+    pub fn name(&self) -> Option<Cow<'_, str>> {
+        self.name.and_then(|s| json_str(self.slice(s)))
+    }
+
+    /// The span of `params.name`'s raw string (with quotes), for splicing a new name in.
+    pub fn name_span(&self) -> Option<Span> {
+        self.name
+    }
+
+    pub fn uri(&self) -> Option<Cow<'_, str>> {
+        self.uri.and_then(|s| json_str(self.slice(s)))
+    }
+
+    pub fn meta_span(&self) -> Option<Span> {
+        self.meta
+    }
+
+    pub fn meta_raw(&self) -> Option<&[u8]> {
+        self.meta.map(|s| self.slice(s))
+    }
+}
+
+/// A raw JSON value that is a string → its unescaped content; anything else → None.
+fn json_str(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if raw.len() < 2 || raw[0] != b'"' {
+        return None;
+    }
+    let inner = &raw[1..raw.len() - 1];
+    if !inner.contains(&b'\\') {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    sonic_rs::from_slice::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// After the last member only `}` and whitespace may follow.
+fn check_trailer(buf: &[u8], last_end: usize) -> Result<(), FrameError> {
+    let rest = if last_end == 0 {
+        // An empty object: skip the opening brace.
+        let open = buf.iter().position(|&b| b == b'{').unwrap_or(0);
+        &buf[open + 1..]
+    } else {
+        &buf[last_end..]
+    };
+    let mut it = rest.iter().filter(|b| !b.is_ascii_whitespace());
+    match (it.next(), it.next()) {
+        (Some(b'}'), None) => Ok(()),
+        _ => Err(FrameError::Parse("trailing characters after the JSON-RPC object".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Frame, FrameError> {
+        Frame::parse(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn tools_call_request() {
+        let f = parse(
+            r#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"a__echo","arguments":{"name":"x"},"_meta":{"progressToken":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(f.kind, Kind::Request);
+        assert_eq!(f.id_raw(), Some(&b"17"[..]));
+        assert_eq!(f.id_u64(), Some(17));
+        assert_eq!(f.method().as_deref(), Some("tools/call"));
+        assert_eq!(f.name().as_deref(), Some("a__echo"));
+        assert_eq!(f.slice(f.name_span().unwrap()), b"\"a__echo\"");
+        assert_eq!(f.meta_raw(), Some(&br#"{"progressToken":1}"#[..]));
+    }
+
+    #[test]
+    fn escaped_strings_and_string_id() {
+        let f = parse(r#" {"id":"a\"b","jsonrpc":"2.0","method":"tools\/call","params":{"name":"x\u0041"}} "#)
+            .unwrap();
+        assert_eq!(f.id_raw(), Some(&br#""a\"b""#[..]));
+        assert_eq!(f.method().as_deref(), Some("tools/call"));
+        assert_eq!(f.name().as_deref(), Some("xA"));
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().kind, Kind::Notification);
+        let r = parse(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#).unwrap();
+        assert_eq!(r.kind, Kind::Response);
+        assert_eq!(r.result_raw(), Some(&br#"{"tools":[]}"#[..]));
+        let e = parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        assert_eq!(e.kind, Kind::ErrorResponse);
+        assert_eq!(parse(r#"{}"#).unwrap_err(), FrameError::Invalid("jsonrpc must be \"2.0\""));
+    }
+
+    #[test]
+    fn malformed_is_parse_error() {
+        for bad in [
+            "",
+            "{",
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x"} trailing"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x"}}"#,
+            "[1,",
+            "nul",
+        ] {
+            assert!(matches!(parse(bad), Err(FrameError::Parse(_))), "{bad:?} → {:?}", parse(bad));
+        }
+    }
+
+    #[test]
+    fn valid_json_but_not_a_request_is_invalid() {
+        for bad in [
+            "[]",
+            "42",
+            r#""x""#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+        ] {
+            assert!(matches!(parse(bad), Err(FrameError::Invalid(_))), "{bad:?} → {:?}", parse(bad));
+        }
+    }
+}
