@@ -1,0 +1,317 @@
+//! The TOML configuration: schema (serde, unknown keys refused), `${VAR}` expansion, and validation
+//! whose errors name `file:line`.
+
+mod expand;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use expand::expand;
+
+/// A configuration error, already formatted as `file:line: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub gateway: Gateway,
+    pub naming: Naming,
+    pub servers: Vec<Server>,
+}
+
+/// Which monoio driver the shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// io_uring where the kernel allows it, else epoll.
+    #[default]
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    pub listen: Spanned<String>,
+    /// Shard (thread) count; 0 = one per available core.
+    pub shards: usize,
+    pub driver: Driver,
+    /// Pin each shard's thread to a core.
+    pub pin: bool,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    /// Origins allowed besides loopback ones (`http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`).
+    pub allowed_origins: Vec<String>,
+    pub request_timeout_ms: u64,
+    pub session_idle_timeout_ms: u64,
+    /// How long a connection may sit idle between requests.
+    pub idle_timeout_ms: u64,
+    /// Name the gateway gives itself in `serverInfo`.
+    pub server_name: String,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            listen: Spanned::new(0..0, "127.0.0.1:3100".into()),
+            shards: 0,
+            driver: Driver::Auto,
+            pin: true,
+            max_body_bytes: 4 << 20,
+            max_header_bytes: 16 << 10,
+            allowed_origins: Vec::new(),
+            request_timeout_ms: 60_000,
+            session_idle_timeout_ms: 30 * 60_000,
+            idle_timeout_ms: 120_000,
+            server_name: "switchyard".into(),
+        }
+    }
+}
+
+impl Gateway {
+    pub fn listen_addr(&self) -> SocketAddr {
+        // Validated in `Config::parse`; the default is a valid address.
+        self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3100)))
+    }
+
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+/// How public names are made collision-free.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Naming {
+    /// Between server and tool/prompt name: `everything__echo`.
+    pub separator: String,
+    pub policy: NamingPolicy,
+}
+
+impl Default for Naming {
+    fn default() -> Self {
+        Naming { separator: "__".into(), policy: NamingPolicy::Prefix }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamingPolicy {
+    /// Always `<server><sep><name>`.
+    Prefix,
+    /// The original name where no other server uses it; prefixed only where names collide.
+    PrefixOnCollision,
+}
+
+/// One upstream server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    pub transport: Transport,
+    pub enabled: bool,
+    pub request_timeout_ms: Option<u64>,
+    pub startup_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Stdio { command: String, args: Vec<String>, env: Vec<(String, String)>, cwd: Option<PathBuf> },
+    Http { url: String, headers: Vec<(String, String)> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    gateway: Gateway,
+    #[serde(default)]
+    naming: Naming,
+    #[serde(default)]
+    servers: Vec<Spanned<RawServer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    command: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<Spanned<String>>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, Spanned<String>>,
+    cwd: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, Spanned<String>>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    request_timeout_ms: Option<u64>,
+    #[serde(default = "default_startup_timeout")]
+    startup_timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_startup_timeout() -> u64 {
+    30_000
+}
+
+/// Maps byte offsets of the source to `file:line`.
+struct Locator<'a> {
+    file: &'a Path,
+    src: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize, msg: impl std::fmt::Display) -> ConfigError {
+        let line = self.src.as_bytes()[..offset.min(self.src.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError(format!("{}:{}: {}", self.file.display(), line, msg))
+    }
+
+    fn expand(&self, s: &Spanned<String>) -> Result<String, ConfigError> {
+        expand(s.get_ref(), self.file).map_err(|e| self.at(s.span().start, e))
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::parse(path, &src)
+    }
+
+    pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
+        let loc = Locator { file: path, src };
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            loc.at(offset, e.message())
+        })?;
+        let gw = &raw.gateway;
+        if gw.listen.get_ref().parse::<SocketAddr>().is_err() {
+            return Err(loc.at(gw.listen.span().start, format!("listen: {:?} is not host:port (an IP address and a port)", gw.listen.get_ref())));
+        }
+        if gw.max_body_bytes == 0 || gw.max_header_bytes < 1024 {
+            return Err(loc.at(0, "gateway: max_body_bytes must be > 0 and max_header_bytes ≥ 1024"));
+        }
+        if raw.naming.separator.is_empty() || !raw.naming.separator.bytes().all(public_name_byte) {
+            return Err(loc.at(0, "naming.separator must be non-empty and use only [A-Za-z0-9_.-]"));
+        }
+        let mut servers = Vec::with_capacity(raw.servers.len());
+        for s in &raw.servers {
+            let at = s.span().start;
+            let s = s.get_ref();
+            let name = s.name.get_ref();
+            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(loc.at(s.name.span().start, format!("server name {name:?} must be 1-32 characters of [A-Za-z0-9_-]")));
+            }
+            if servers.iter().any(|o: &Server| o.name == *name) {
+                return Err(loc.at(s.name.span().start, format!("server name {name:?} is used twice")));
+            }
+            let transport = match (&s.command, &s.url) {
+                (Some(cmd), None) => {
+                    if !s.headers.is_empty() {
+                        return Err(loc.at(at, format!("server {name:?}: headers apply only to url servers")));
+                    }
+                    let env = s.env.iter().map(|(k, v)| Ok((k.clone(), loc.expand(v)?))).collect::<Result<_, ConfigError>>()?;
+                    Transport::Stdio {
+                        command: loc.expand(cmd)?,
+                        args: s.args.iter().map(|a| loc.expand(a)).collect::<Result<_, _>>()?,
+                        env,
+                        cwd: s.cwd.as_ref().map(|c| loc.expand(c).map(PathBuf::from)).transpose()?,
+                    }
+                }
+                (None, Some(url)) => {
+                    if !s.args.is_empty() || !s.env.is_empty() || s.cwd.is_some() {
+                        return Err(loc.at(at, format!("server {name:?}: args/env/cwd apply only to command servers")));
+                    }
+                    let u = loc.expand(url)?;
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        return Err(loc.at(url.span().start, format!("server {name:?}: url must start with http:// or https://")));
+                    }
+                    let headers = s.headers.iter().map(|(k, v)| Ok((k.clone(), loc.expand(v)?))).collect::<Result<_, ConfigError>>()?;
+                    Transport::Http { url: u, headers }
+                }
+                (Some(_), Some(_)) => return Err(loc.at(at, format!("server {name:?}: give either command or url, not both"))),
+                (None, None) => return Err(loc.at(at, format!("server {name:?}: needs a command (stdio) or a url (Streamable HTTP)"))),
+            };
+            servers.push(Server {
+                name: name.clone(),
+                transport,
+                enabled: s.enabled,
+                request_timeout_ms: s.request_timeout_ms,
+                startup_timeout_ms: s.startup_timeout_ms,
+            });
+        }
+        Ok(Config { path: path.to_path_buf(), gateway: raw.gateway, naming: raw.naming, servers })
+    }
+}
+
+/// Bytes allowed in a public tool/prompt name.
+pub fn public_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("t.toml"), src)
+    }
+
+    #[test]
+    fn defaults_and_servers() {
+        let c = parse(
+            r#"
+[gateway]
+shards = 2
+[[servers]]
+name = "a"
+command = "node"
+args = ["x.js", "${CONFIG_DIR}/y"]
+[[servers]]
+name = "web"
+url = "http://127.0.0.1:9/mcp"
+enabled = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.gateway.listen_addr().to_string(), "127.0.0.1:3100");
+        assert_eq!(c.gateway.shard_count(), 2);
+        assert_eq!(c.servers.len(), 2);
+        match &c.servers[0].transport {
+            Transport::Stdio { args, .. } => assert_eq!(args[1], "./y"),
+            t => panic!("{t:?}"),
+        }
+        assert!(!c.servers[1].enabled);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = parse("[gateway]\nlisten = \"127.0.0.1:3100\"\nbogus = 1\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:3:"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\n\n[[servers]]\nname = \"b\"\ncommand = \"x\"\nurl = \"http://h/\"\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:1:") && e.contains("command (stdio) or a url"), "{e}");
+        let e = parse("[gateway]\nlisten = \"nowhere\"\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+        let e = parse("[[servers]]\nname = \"bad name\"\ncommand = \"x\"\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\ncommand = \"${SWITCHYARD_TEST_UNSET_VAR}\"\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:3:") && e.contains("SWITCHYARD_TEST_UNSET_VAR"), "{e}");
+        let e = parse("[gateway]\nshards = -1\n").unwrap_err().0;
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+    }
+}

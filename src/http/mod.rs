@@ -1,0 +1,55 @@
+//! HTTP/1.1 for the front and for upstreams: request/response heads (httparse), Content-Length and
+//! chunked bodies, SSE framing, and the ownership-passing read/write helpers over monoio streams.
+
+pub mod chunked;
+pub mod client;
+pub mod io;
+pub mod server;
+pub mod sse;
+
+/// Case-insensitive "does this comma-separated header list contain this media type".
+pub fn has_media_type(header: &str, wanted: &str) -> bool {
+    header.split(',').any(|part| {
+        let t = part.split(';').next().unwrap_or("").trim();
+        t.eq_ignore_ascii_case(wanted)
+    })
+}
+
+/// The reason phrase for the statuses the gateway writes.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert!(has_media_type("application/json, text/event-stream", "text/event-stream"));
+        assert!(has_media_type("Application/JSON; charset=utf-8", "application/json"));
+        assert!(!has_media_type("application/jsonx", "application/json"));
+    }
+}

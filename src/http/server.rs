@@ -1,0 +1,334 @@
+//! The front's HTTP/1.1 server codec: read one request (head with httparse, then a Content-Length or
+//! chunked body, within limits) from a connection's buffer, and encode responses.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+use super::chunked::{ChunkError, ChunkedDecoder};
+use super::io::read_more;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Delete,
+    Options,
+    Head,
+    Other,
+}
+
+/// What the gateway needs from a request head; everything else is ignored.
+#[derive(Debug, Default, Clone)]
+pub struct Head {
+    pub method: Option<HttpMethod>,
+    pub path: String,
+    pub keep_alive: bool,
+    pub content_length: Option<usize>,
+    pub chunked: bool,
+    pub expect_continue: bool,
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
+    pub mcp_method: Option<String>,
+    pub mcp_name: Option<String>,
+    pub last_event_id: Option<String>,
+}
+
+impl Head {
+    pub fn method(&self) -> HttpMethod {
+        self.method.unwrap_or(HttpMethod::Other)
+    }
+}
+
+/// Limits applied while reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    /// Idle time allowed before the first byte of a request.
+    pub idle: Duration,
+    /// Time allowed for the rest of a request once it started (slow clients).
+    pub read: Duration,
+}
+
+/// Why no request could be read. `status()` says what to answer before closing, if anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connection closed")]
+    Closed,
+    #[error("idle timeout")]
+    Idle,
+    #[error("io: {0}")]
+    Io(#[from] io::Error),
+    #[error("request head over the size limit")]
+    HeadTooLarge,
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("body over the size limit")]
+    BodyTooLarge,
+    #[error("request not received in time")]
+    SlowRequest,
+}
+
+impl ReadError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ReadError::Closed | ReadError::Idle | ReadError::Io(_) => None,
+            ReadError::HeadTooLarge => Some(431),
+            ReadError::Malformed(_) => Some(400),
+            ReadError::BodyTooLarge => Some(413),
+            ReadError::SlowRequest => Some(408),
+        }
+    }
+}
+
+/// Read one request from `stream`. `buf` holds bytes already received (pipelining) and is handed back
+/// holding whatever followed this request.
+pub async fn read_request<S>(stream: &mut S, mut buf: Vec<u8>, limits: &Limits) -> (Result<(Head, Bytes), ReadError>, Vec<u8>)
+where
+    S: AsyncReadRent + AsyncWriteRentExt,
+{
+    let started = std::time::Instant::now();
+    // The head.
+    let (head, head_len) = loop {
+        if !buf.is_empty() {
+            match parse_head(&buf) {
+                Ok(Some(h)) => break h,
+                Ok(None) if buf.len() > limits.max_header_bytes => return (Err(ReadError::HeadTooLarge), buf),
+                Ok(None) => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        let wait = if buf.is_empty() { limits.idle } else { limits.read.saturating_sub(started.elapsed()) };
+        let (res, b) = match monoio::time::timeout(wait, read_more(stream, buf)).await {
+            Ok(r) => r,
+            Err(_) => return (Err(if started.elapsed() >= limits.idle && limits.idle >= limits.read { ReadError::Idle } else { ReadError::SlowRequest }), Vec::new()),
+        };
+        buf = b;
+        match res {
+            Ok(0) => return (Err(ReadError::Closed), buf),
+            Ok(_) => {}
+            Err(e) => return (Err(ReadError::Io(e)), buf),
+        }
+    };
+    let deadline = std::time::Instant::now() + limits.read;
+    buf.drain(..head_len);
+    if let Some(len) = head.content_length {
+        if len > limits.max_body_bytes {
+            return (Err(ReadError::BodyTooLarge), buf);
+        }
+    }
+    if head.expect_continue && buf.is_empty() && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
+        let (res, _) = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+        if let Err(e) = res {
+            return (Err(ReadError::Io(e)), buf);
+        }
+    }
+    // The body.
+    if head.chunked {
+        let mut dec = ChunkedDecoder::new(limits.max_body_bytes);
+        let mut body = Vec::new();
+        loop {
+            match dec.decode(&buf, &mut body) {
+                Ok(used) => {
+                    buf.drain(..used);
+                }
+                Err(ChunkError::TooLarge) => return (Err(ReadError::BodyTooLarge), buf),
+                Err(ChunkError::BadSize) => return (Err(ReadError::Malformed("bad chunk size")), buf),
+            }
+            if dec.is_done() {
+                return (Ok((head, Bytes::from(body))), buf);
+            }
+            let (res, b) = read_with_deadline(stream, buf, deadline).await;
+            buf = b;
+            if let Err(e) = res {
+                return (Err(e), buf);
+            }
+        }
+    }
+    let len = head.content_length.unwrap_or(0);
+    while buf.len() < len {
+        let (res, b) = read_with_deadline(stream, buf, deadline).await;
+        buf = b;
+        if let Err(e) = res {
+            return (Err(e), buf);
+        }
+    }
+    let body = Bytes::copy_from_slice(&buf[..len]);
+    buf.drain(..len);
+    (Ok((head, body)), buf)
+}
+
+async fn read_with_deadline<S: AsyncReadRent>(stream: &mut S, buf: Vec<u8>, deadline: std::time::Instant) -> (Result<(), ReadError>, Vec<u8>) {
+    let wait = deadline.saturating_duration_since(std::time::Instant::now());
+    match monoio::time::timeout(wait, read_more(stream, buf)).await {
+        Err(_) => (Err(ReadError::SlowRequest), Vec::new()),
+        Ok((Ok(0), b)) => (Err(ReadError::Closed), b),
+        Ok((Ok(_), b)) => (Ok(()), b),
+        Ok((Err(e), b)) => (Err(ReadError::Io(e)), b),
+    }
+}
+
+/// Parse a head; `Ok(None)` = incomplete.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let n = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ReadError::HeadTooLarge),
+        Err(_) => return Err(ReadError::Malformed("bad request head")),
+    };
+    let mut h = Head {
+        method: Some(match req.method.unwrap_or("") {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "DELETE" => HttpMethod::Delete,
+            "OPTIONS" => HttpMethod::Options,
+            "HEAD" => HttpMethod::Head,
+            _ => HttpMethod::Other,
+        }),
+        keep_alive: req.version == Some(1),
+        ..Head::default()
+    };
+    let path = req.path.unwrap_or("/");
+    h.path = path.split('?').next().unwrap_or("/").to_owned();
+    for hd in req.headers.iter() {
+        let name = hd.name;
+        let value = || String::from_utf8_lossy(hd.value).trim().to_owned();
+        if name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(hd.value).ok().and_then(|s| s.trim().parse::<usize>().ok());
+            match (v, h.content_length) {
+                (None, _) => return Err(ReadError::Malformed("bad Content-Length")),
+                (Some(a), Some(b)) if a != b => return Err(ReadError::Malformed("conflicting Content-Length")),
+                (Some(a), _) => h.content_length = Some(a),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let v = value();
+            if v.eq_ignore_ascii_case("chunked") {
+                h.chunked = true;
+            } else if !v.eq_ignore_ascii_case("identity") {
+                return Err(ReadError::Malformed("unsupported Transfer-Encoding"));
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = value();
+            if v.eq_ignore_ascii_case("close") {
+                h.keep_alive = false;
+            } else if v.eq_ignore_ascii_case("keep-alive") {
+                h.keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            h.expect_continue = value().eq_ignore_ascii_case("100-continue");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            h.content_type = Some(value());
+        } else if name.eq_ignore_ascii_case("accept") {
+            // Several Accept headers combine into one list.
+            let v = value();
+            h.accept = Some(match h.accept.take() {
+                Some(prev) => format!("{prev}, {v}"),
+                None => v,
+            });
+        } else if name.eq_ignore_ascii_case("origin") {
+            h.origin = Some(value());
+        } else if name.eq_ignore_ascii_case("host") {
+            h.host = Some(value());
+        } else if name.eq_ignore_ascii_case("mcp-session-id") {
+            h.session_id = Some(value());
+        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
+            h.protocol_version = Some(value());
+        } else if name.eq_ignore_ascii_case("mcp-method") {
+            h.mcp_method = Some(value());
+        } else if name.eq_ignore_ascii_case("mcp-name") {
+            h.mcp_name = Some(value());
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            h.last_event_id = Some(value());
+        }
+    }
+    if h.chunked && h.content_length.is_some() {
+        return Err(ReadError::Malformed("both Content-Length and chunked"));
+    }
+    Ok(Some((h, n)))
+}
+
+/// A whole response (the front writes no streamed bodies yet).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Self {
+        Response { status, content_type: None, headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Response { status, content_type: Some("application/json"), headers: Vec::new(), body }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Encode head and body into `out` (cleared first).
+    pub fn encode(&self, keep_alive: bool, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.clear();
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, super::reason(self.status));
+        if let Some(ct) = self.content_type {
+            let _ = write!(out, "Content-Type: {ct}\r\n");
+        }
+        for (k, v) in &self.headers {
+            let _ = write!(out, "{k}: {v}\r\n");
+        }
+        let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_fields() {
+        let raw = b"POST /mcp?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nAccept: application/json\r\nAccept: text/event-stream\r\nMcp-Session-Id: s1\r\nContent-Length: 2\r\n\r\n{}";
+        let (h, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(n, raw.len() - 2);
+        assert_eq!(h.method(), HttpMethod::Post);
+        assert_eq!(h.path, "/mcp");
+        assert!(h.keep_alive);
+        assert_eq!(h.content_length, Some(2));
+        assert_eq!(h.session_id.as_deref(), Some("s1"));
+        assert_eq!(h.accept.as_deref(), Some("application/json, text/event-stream"));
+    }
+
+    #[test]
+    fn bad_heads() {
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), Err(ReadError::Malformed(_))));
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Err(ReadError::Malformed(_))));
+        assert!(matches!(parse_head(b"\x01\x02 nonsense\r\n\r\n"), Err(ReadError::Malformed(_))));
+    }
+
+    #[test]
+    fn encode_response() {
+        let mut out = Vec::new();
+        Response::json(200, b"{}".to_vec()).header("Mcp-Session-Id", "x").encode(false, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"));
+    }
+}
