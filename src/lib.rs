@@ -1,6 +1,36 @@
 //! switchyard: many upstream MCP servers presented as one, thread-per-core.
+//!
+//! # Layout
+//! - `cli`: the command line (`run`, `check`, `demo-server`).
+//! - `config`: the TOML schema, `${VAR}` expansion, validation with file:line errors.
+//! - `shard`: one monoio runtime per core (pinned, `SO_REUSEPORT`), the lanes, the control thread.
+//! - `http`: HTTP/1.1 server and client codecs, chunked bodies, SSE.
+//! - `error`: the one structured error and its mapping to JSON-RPC and HTTP.
+//! - `jsonrpc`: the frame (SIMD-parsed, zero-copy spans) and byte-splicing writers.
+//! - `mcp`: both protocol eras on one endpoint, legacy sessions, the method handlers.
+//! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
+//! - `catalog`: merged tools/prompts/resources under collision-free names, published as a snapshot.
+//! - `demo`: small stdio MCP servers built into the binary for the default config.
+//!
+//! # A tools/call, walked
+//! 1. A shard accepts the connection on its own listener (`shard::conn`) and reads one request into
+//!    the connection's buffer (`http::server`).
+//! 2. `jsonrpc::Frame::parse` reads the body once: kind, id, method, `params.name`, raw spans.
+//! 3. `mcp::front` decides the era: `_meta` with a protocol version → 2026-07-28, checked against the
+//!    `Mcp-*` headers; otherwise the legacy session named by `Mcp-Session-Id` (404 if unknown).
+//! 4. `mcp::dispatch` resolves the public name in the `catalog` snapshot to (upstream, original name).
+//! 5. The name is spliced back to the original and the request goes out with a lane-tagged id
+//!    (`upstream::call`): over a pooled HTTP connection, or to the stdio child's writer thread.
+//! 6. The reply comes back (stdio: routed by the id's lane bits to this shard's inbox), the caller's
+//!    id is spliced in, and the response is written as JSON — result bytes never re-serialized.
 
+pub mod catalog;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jsonrpc;
+pub mod mcp;
+pub mod shard;
+pub mod upstream;

@@ -1,2 +1,84 @@
-//! The switchyard binary.
-fn main() {}
+//! The switchyard binary: parse the command line, then run the gateway, check a config, or serve a
+//! demo server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard::cli::{self, Cli, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::DemoServer { name }) => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            match switchyard::demo::run(&name, stdin, stdout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchyard demo-server: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some(Command::Check(args)) => match cli::load(&args) {
+            Ok(c) => {
+                println!("{}: ok — listen {}, {} shard(s), {} server(s)", c.path.display(), c.gateway.listen_addr(), c.gateway.shard_count(), c.servers.len());
+                for s in &c.servers {
+                    let what = match &s.transport {
+                        switchyard::config::Transport::Stdio { command, args, .. } => format!("stdio: {command} {}", args.join(" ")),
+                        switchyard::config::Transport::Http { url, .. } => format!("http: {url}"),
+                    };
+                    println!("  {}{} — {what}", s.name, if s.enabled { "" } else { " (disabled)" });
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Run(args)) => run(&args),
+        None => run(&cli.run),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+}
+
+fn run(args: &cli::RunArgs) -> ExitCode {
+    let config = match cli::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Block the stop signals before any thread starts so only the waiting thread sees them.
+    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match switchyard::shard::Gateway::start(config) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "stopping: draining in-flight requests");
+    }
+    gateway.stop();
+    ExitCode::SUCCESS
+}

@@ -31,7 +31,10 @@ use std::io::{self, BufRead, Write};
 
 use serde_json::{json, Map, Value};
 
-use proto::{Reference, RpcError, LEGACY_VERSIONS, META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO, MODERN_VERSION};
+use proto::{
+    Reference, RpcError, LEGACY_VERSIONS, META_CLIENT_INFO, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, MODERN_VERSION,
+};
 
 /// Why a demo server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +59,18 @@ pub fn run(name: &str, input: impl BufRead, output: impl Write) -> Result<(), De
     let server: Box<dyn Server> = match name {
         "notes" => Box::new(notes::Notes::new()),
         "util" => Box::new(util::Util),
-        _ => return Err(DemoError::UnknownServer { name: name.to_owned() }),
+        _ => {
+            return Err(DemoError::UnknownServer {
+                name: name.to_owned(),
+            })
+        }
     };
     tracing::info!(server = name, "demo server started");
-    Session { server, legacy_version: None }.serve(input, output)
+    Session {
+        server,
+        legacy_version: None,
+    }
+    .serve(input, output)
 }
 
 /// Which features a server offers; decides the advertised capabilities.
@@ -83,9 +94,15 @@ pub(crate) struct CacheHint {
 
 impl CacheHint {
     /// For results fixed for the life of the process (tool lists, static resources).
-    pub(crate) const STATIC: CacheHint = CacheHint { ttl_ms: 300_000, public: true };
+    pub(crate) const STATIC: CacheHint = CacheHint {
+        ttl_ms: 300_000,
+        public: true,
+    };
     /// For results that change as the server's state changes (the notes themselves).
-    pub(crate) const VOLATILE: CacheHint = CacheHint { ttl_ms: 0, public: false };
+    pub(crate) const VOLATILE: CacheHint = CacheHint {
+        ttl_ms: 0,
+        public: false,
+    };
 }
 
 /// One demo server: its catalogue and the handlers behind it. List outputs must be deterministic.
@@ -102,7 +119,12 @@ pub(crate) trait Server {
     fn prompts(&self) -> Vec<Value>;
     fn get_prompt(&self, name: &str, args: &Map<String, Value>) -> Result<Value, RpcError>;
     /// Candidate values (unfiltered by the cap) for argument `argument` currently typed as `value`.
-    fn complete(&self, reference: Reference<'_>, argument: &str, value: &str) -> Result<Vec<String>, RpcError>;
+    fn complete(
+        &self,
+        reference: Reference<'_>,
+        argument: &str,
+        value: &str,
+    ) -> Result<Vec<String>, RpcError>;
     /// Caching hint for a cacheable method's result.
     fn cache_hint(&self, _method: &str) -> CacheHint {
         CacheHint::STATIC
@@ -140,7 +162,10 @@ impl Session {
                 output.flush()?;
             }
         }
-        tracing::info!(server = self.server.profile().name, "input closed; demo server exiting");
+        tracing::info!(
+            server = self.server.profile().name,
+            "input closed; demo server exiting"
+        );
         Ok(())
     }
 
@@ -152,9 +177,14 @@ impl Session {
         };
         let Value::Object(message) = message else {
             let detail = "expected a JSON-RPC object (batches are not supported)";
-            return Some(error_response(Value::Null, &RpcError::invalid_request(detail)));
+            return Some(error_response(
+                Value::Null,
+                &RpcError::invalid_request(detail),
+            ));
         };
-        if !message.contains_key("method") && (message.contains_key("result") || message.contains_key("error")) {
+        if !message.contains_key("method")
+            && (message.contains_key("result") || message.contains_key("error"))
+        {
             // A response from the client: these servers never send requests, so nothing awaits it.
             tracing::debug!("ignoring a JSON-RPC response from the client");
             return None;
@@ -165,10 +195,18 @@ impl Session {
             Some(id @ Value::Number(n)) if n.is_i64() || n.is_u64() => Some(id.clone()),
             Some(_) => {
                 let detail = "id must be a string or an integer";
-                return Some(error_response(Value::Null, &RpcError::invalid_request(detail)));
+                return Some(error_response(
+                    Value::Null,
+                    &RpcError::invalid_request(detail),
+                ));
             }
         };
-        let reject = |detail: &str| Some(error_response(id.clone().unwrap_or(Value::Null), &RpcError::invalid_request(detail)));
+        let reject = |detail: &str| {
+            Some(error_response(
+                id.clone().unwrap_or(Value::Null),
+                &RpcError::invalid_request(detail),
+            ))
+        };
         if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
             return reject("jsonrpc must be \"2.0\"");
         }
@@ -200,12 +238,18 @@ impl Session {
     fn handle_notification(&mut self, method: &str) {
         match method {
             "notifications/initialized" => tracing::debug!("client initialized"),
-            "notifications/cancelled" => tracing::debug!("cancellation ignored: requests run to completion one at a time"),
+            "notifications/cancelled" => {
+                tracing::debug!("cancellation ignored: requests run to completion one at a time")
+            }
             other => tracing::debug!(method = other, "ignoring notification"),
         }
     }
 
-    fn handle_request(&mut self, method: &str, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    fn handle_request(
+        &mut self,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, RpcError> {
         let meta = params.get("_meta").and_then(Value::as_object);
         let era = match meta.and_then(|m| m.get(META_PROTOCOL_VERSION)) {
             // `server/discover` is the modern probe: answer it even without `_meta` (lenient).
@@ -215,7 +259,11 @@ impl Session {
             // A legacy version in `_meta` (not something legacy clients send): lenient, legacy rules.
             Some(Value::String(v)) if LEGACY_VERSIONS.contains(&v.as_str()) => Era::Legacy,
             Some(Value::String(v)) => return Err(RpcError::unsupported_version(v)),
-            Some(_) => return Err(RpcError::invalid_params(format!("_meta[\"{META_PROTOCOL_VERSION}\"] must be a string"))),
+            Some(_) => {
+                return Err(RpcError::invalid_params(format!(
+                    "_meta[\"{META_PROTOCOL_VERSION}\"] must be a string"
+                )))
+            }
         };
         if let Some(client) = meta.and_then(|m| m.get(META_CLIENT_INFO)) {
             tracing::debug!(%client, method, "modern request");
@@ -226,10 +274,14 @@ impl Session {
                 // servers never need a client capability, so a request lacking it is still served.
                 let result = match method {
                     "server/discover" => Ok(self.discover()),
-                    "initialize" | "ping" | "logging/setLevel" => Err(RpcError::method_not_found(method)),
+                    "initialize" | "ping" | "logging/setLevel" => {
+                        Err(RpcError::method_not_found(method))
+                    }
                     _ => self.feature(method, params),
                 };
-                result.map(|r| self.modernize(method, r)).map_err(RpcError::for_modern)
+                result
+                    .map(|r| self.modernize(method, r))
+                    .map_err(RpcError::for_modern)
             }
             Era::Legacy => match method {
                 "initialize" => Ok(self.initialize(params)),
@@ -264,7 +316,10 @@ impl Session {
             caps.insert("tools".into(), json!({ "listChanged": false }));
         }
         if profile.resources {
-            caps.insert("resources".into(), json!({ "subscribe": false, "listChanged": false }));
+            caps.insert(
+                "resources".into(),
+                json!({ "subscribe": false, "listChanged": false }),
+            );
         }
         if profile.prompts {
             caps.insert("prompts".into(), json!({ "listChanged": false }));
@@ -307,7 +362,11 @@ impl Session {
     /// Adds what every 2026-07-28 result carries.
     fn modernize(&self, method: &str, mut result: Value) -> Value {
         let cache = match method {
-            "server/discover" | "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
+            "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
             | "resources/read" => Some(self.server.cache_hint(method)),
             _ => None,
         };
@@ -324,7 +383,10 @@ impl Session {
             }
             if let Some(hint) = cache {
                 map.insert("ttlMs".into(), hint.ttl_ms.into());
-                map.insert("cacheScope".into(), if hint.public { "public" } else { "private" }.into());
+                map.insert(
+                    "cacheScope".into(),
+                    if hint.public { "public" } else { "private" }.into(),
+                );
             }
         }
         result
@@ -345,11 +407,14 @@ impl Session {
         }
         match method {
             "tools/list" => no_cursor(params).map(|()| json!({ "tools": self.server.tools() })),
-            "resources/list" => no_cursor(params).map(|()| json!({ "resources": self.server.resources() })),
-            "resources/templates/list" => {
-                no_cursor(params).map(|()| json!({ "resourceTemplates": self.server.resource_templates() }))
+            "resources/list" => {
+                no_cursor(params).map(|()| json!({ "resources": self.server.resources() }))
             }
-            "prompts/list" => no_cursor(params).map(|()| json!({ "prompts": self.server.prompts() })),
+            "resources/templates/list" => no_cursor(params)
+                .map(|()| json!({ "resourceTemplates": self.server.resource_templates() })),
+            "prompts/list" => {
+                no_cursor(params).map(|()| json!({ "prompts": self.server.prompts() }))
+            }
             "tools/call" => {
                 let name = required_str(params, "name")?;
                 let args = arguments(params)?;
@@ -369,19 +434,27 @@ impl Session {
     }
 
     fn complete(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
-        let reference = params.get("ref").and_then(Value::as_object).ok_or_else(|| bad_param("ref", "an object"))?;
+        let reference = params
+            .get("ref")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad_param("ref", "an object"))?;
         let reference = match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => Reference::Prompt(required_str(reference, "name")?),
             Some("ref/resource") => Reference::Resource(required_str(reference, "uri")?),
             _ => return Err(bad_param("ref.type", "\"ref/prompt\" or \"ref/resource\"")),
         };
-        let argument = params.get("argument").and_then(Value::as_object).ok_or_else(|| bad_param("argument", "an object"))?;
+        let argument = params
+            .get("argument")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad_param("argument", "an object"))?;
         let name = required_str(argument, "name")?;
         let value = required_str(argument, "value")?;
         let mut values = self.server.complete(reference, name, value)?;
         let total = values.len();
         values.truncate(proto::MAX_COMPLETION_VALUES);
-        Ok(json!({ "completion": { "values": values, "total": total, "hasMore": total > values.len() } }))
+        Ok(
+            json!({ "completion": { "values": values, "total": total, "hasMore": total > values.len() } }),
+        )
     }
 }
 
@@ -394,7 +467,10 @@ fn bad_param(key: &str, expected: &str) -> RpcError {
 }
 
 fn required_str<'a>(params: &'a Map<String, Value>, key: &str) -> Result<&'a str, RpcError> {
-    params.get(key).and_then(Value::as_str).ok_or_else(|| bad_param(key, "a string"))
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_param(key, "a string"))
 }
 
 /// The `arguments` object of `tools/call` / `prompts/get` (absent or null means none).
@@ -411,20 +487,33 @@ fn arguments(params: &Map<String, Value>) -> Result<&Map<String, Value>, RpcErro
 fn no_cursor(params: &Map<String, Value>) -> Result<(), RpcError> {
     match params.get("cursor") {
         None | Some(Value::Null) => Ok(()),
-        Some(_) => Err(RpcError::invalid_params("Invalid cursor: these lists are never paginated")),
+        Some(_) => Err(RpcError::invalid_params(
+            "Invalid cursor: these lists are never paginated",
+        )),
     }
 }
 
 /// `logging/setLevel` (legacy): validates the level and accepts it. Nothing is ever sent as
 /// `notifications/message`, so there is nothing to filter.
 fn set_level(params: &Map<String, Value>) -> Result<Value, RpcError> {
-    const LEVELS: &[&str] = &["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+    const LEVELS: &[&str] = &[
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
     match params.get("level").and_then(Value::as_str) {
         Some(level) if LEVELS.contains(&level) => {
             tracing::debug!(level, "logging/setLevel");
             Ok(json!({}))
         }
-        _ => Err(bad_param("level", "a log level (debug, info, notice, warning, error, critical, alert, emergency)")),
+        _ => Err(bad_param(
+            "level",
+            "a log level (debug, info, notice, warning, error, critical, alert, emergency)",
+        )),
     }
 }
-

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::proto::{
-    complete_from, object_schema, prompt, prompt_result, resource, structured_result, text_contents, tool,
-    tool_error, Args, Effect, Reference, RpcError,
+    complete_from, object_schema, prompt, prompt_result, resource, structured_result,
+    text_contents, tool, tool_error, Args, Effect, Reference, RpcError,
 };
 use super::{CacheHint, Profile, Server};
 
@@ -57,7 +57,12 @@ impl Note {
     }
 
     fn markdown(&self) -> String {
-        format!("# {}\n\n{}\n\nTags: {}\n", self.title, self.body, self.tag_line())
+        format!(
+            "# {}\n\n{}\n\nTags: {}\n",
+            self.title,
+            self.body,
+            self.tag_line()
+        )
     }
 }
 
@@ -69,7 +74,10 @@ pub(crate) struct Notes {
 
 impl Notes {
     pub(crate) fn new() -> Self {
-        let mut store = Notes { notes: BTreeMap::new(), next_id: 1 };
+        let mut store = Notes {
+            notes: BTreeMap::new(),
+            next_id: 1,
+        };
         store.insert(
             "Welcome to switchyard",
             "switchyard presents many upstream MCP servers as one. This note store is a bundled demo server.",
@@ -93,7 +101,14 @@ impl Notes {
         let id = self.next_id;
         self.next_id += 1;
         let tags = tags.iter().map(|t| (*t).to_owned()).collect();
-        self.notes.insert(id, Note { title: title.to_owned(), body: body.to_owned(), tags });
+        self.notes.insert(
+            id,
+            Note {
+                title: title.to_owned(),
+                body: body.to_owned(),
+                tags,
+            },
+        );
         id
     }
 
@@ -103,12 +118,19 @@ impl Notes {
     }
 
     fn tagged<'s>(&'s self, tag: Option<&'s str>) -> impl Iterator<Item = (u64, &'s Note)> + 's {
-        self.notes.iter().filter(move |(_, n)| tag.is_none_or(|t| n.has_tag(t))).map(|(id, n)| (*id, n))
+        self.notes
+            .iter()
+            .filter(move |(_, n)| tag.is_none_or(|t| n.has_tag(t)))
+            .map(|(id, n)| (*id, n))
     }
 
     /// All tags, sorted and deduplicated.
     fn all_tags(&self) -> Vec<&str> {
-        let mut tags: Vec<&str> = self.notes.values().flat_map(|n| n.tags.iter().map(String::as_str)).collect();
+        let mut tags: Vec<&str> = self
+            .notes
+            .values()
+            .flat_map(|n| n.tags.iter().map(String::as_str))
+            .collect();
         tags.sort_unstable();
         tags.dedup();
         tags
@@ -128,11 +150,20 @@ impl Notes {
             return Ok(tool_error("add_note: the title must not be empty"));
         }
         if self.notes.len() >= MAX_NOTES {
-            return Ok(tool_error(format!("add_note: the store is full ({MAX_NOTES} notes); delete some first")));
+            return Ok(tool_error(format!(
+                "add_note: the store is full ({MAX_NOTES} notes); delete some first"
+            )));
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.notes.insert(id, Note { title: title.to_owned(), body: body.to_owned(), tags });
+        self.notes.insert(
+            id,
+            Note {
+                title: title.to_owned(),
+                body: body.to_owned(),
+                tags,
+            },
+        );
         tracing::debug!(id, "note added");
         Ok(structured_result(json!({ "id": id.to_string() })))
     }
@@ -142,7 +173,9 @@ impl Notes {
         let notes: Vec<Value> = self
             .notes
             .iter()
-            .filter(|(_, n)| n.title.to_lowercase().contains(&needle) || n.body.to_lowercase().contains(&needle))
+            .filter(|(_, n)| {
+                n.title.to_lowercase().contains(&needle) || n.body.to_lowercase().contains(&needle)
+            })
             .map(|(id, n)| n.summary(*id))
             .collect();
         structured_result(json!({ "notes": notes }))
@@ -154,7 +187,11 @@ impl Notes {
             out.push_str("(no notes)\n");
         }
         for (id, note) in &self.notes {
-            out.push_str(&format!("- [{}]({NOTE_URI_PREFIX}{id}) (tags: {})\n", note.title, note.tag_line()));
+            out.push_str(&format!(
+                "- [{}]({NOTE_URI_PREFIX}{id}) (tags: {})\n",
+                note.title,
+                note.tag_line()
+            ));
         }
         out
     }
@@ -183,7 +220,10 @@ fn note_schema(with_body: bool) -> Value {
 }
 
 fn id_schema(description: &str) -> Value {
-    object_schema(json!({ "id": { "type": "string", "description": description } }), &["id"])
+    object_schema(
+        json!({ "id": { "type": "string", "description": description } }),
+        &["id"],
+    )
 }
 
 impl Server for Notes {
@@ -276,11 +316,23 @@ impl Server for Notes {
     }
 
     fn resources(&self) -> Vec<Value> {
-        let mut list = vec![resource(INDEX_URI, "index", "Note index", "Markdown list of all notes.", MARKDOWN)];
+        let mut list = vec![resource(
+            INDEX_URI,
+            "index",
+            "Note index",
+            "Markdown list of all notes.",
+            MARKDOWN,
+        )];
         list.extend(self.notes.iter().map(|(id, note)| {
             let uri = format!("{NOTE_URI_PREFIX}{id}");
             let description = format!("Note {id} (tags: {}).", note.tag_line());
-            resource(&uri, &format!("note-{id}"), &note.title, &description, MARKDOWN)
+            resource(
+                &uri,
+                &format!("note-{id}"),
+                &note.title,
+                &description,
+                MARKDOWN,
+            )
         }));
         list
     }
@@ -336,7 +388,12 @@ impl Server for Notes {
                 let mut any = false;
                 for (id, note) in self.tagged(tag) {
                     any = true;
-                    text.push_str(&format!("\n## {} (id {id}; tags: {})\n{}\n", note.title, note.tag_line(), note.body));
+                    text.push_str(&format!(
+                        "\n## {} (id {id}; tags: {})\n{}\n",
+                        note.title,
+                        note.tag_line(),
+                        note.body
+                    ));
                 }
                 if !any {
                     text.push_str("\n(no notes match)\n");
@@ -355,16 +412,31 @@ impl Server for Notes {
         }
     }
 
-    fn complete(&self, reference: Reference<'_>, argument: &str, value: &str) -> Result<Vec<String>, RpcError> {
+    fn complete(
+        &self,
+        reference: Reference<'_>,
+        argument: &str,
+        value: &str,
+    ) -> Result<Vec<String>, RpcError> {
         match (reference, argument) {
             (Reference::Resource(NOTE_TEMPLATE), "id") => {
                 let ids: Vec<String> = self.notes.keys().map(u64::to_string).collect();
                 Ok(complete_from(ids.iter().map(String::as_str), value))
             }
-            (Reference::Prompt("summarize_notes"), "tag") => Ok(complete_from(self.all_tags(), value)),
-            (Reference::Resource(NOTE_TEMPLATE) | Reference::Prompt("summarize_notes" | "draft_note"), _) => Ok(Vec::new()),
-            (Reference::Resource(uri), _) => Err(RpcError::invalid_params(format!("Unknown resource template: {uri}"))),
-            (Reference::Prompt(name), _) => Err(RpcError::invalid_params(format!("Unknown prompt: {name}"))),
+            (Reference::Prompt("summarize_notes"), "tag") => {
+                Ok(complete_from(self.all_tags(), value))
+            }
+            (
+                Reference::Resource(NOTE_TEMPLATE)
+                | Reference::Prompt("summarize_notes" | "draft_note"),
+                _,
+            ) => Ok(Vec::new()),
+            (Reference::Resource(uri), _) => Err(RpcError::invalid_params(format!(
+                "Unknown resource template: {uri}"
+            ))),
+            (Reference::Prompt(name), _) => {
+                Err(RpcError::invalid_params(format!("Unknown prompt: {name}")))
+            }
         }
     }
 

@@ -9,7 +9,8 @@ pub(crate) const MODERN_VERSION: &str = "2026-07-28";
 
 /// Handshake-based (legacy) revisions accepted by `initialize`, newest first. The first one is the
 /// answer when a client asks for a version we do not know.
-pub(crate) const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+pub(crate) const LEGACY_VERSIONS: &[&str] =
+    &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// `_meta` key carrying the protocol version of a modern request.
 pub(crate) const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -47,7 +48,11 @@ pub(crate) struct RpcError {
 
 impl RpcError {
     pub(crate) fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub(crate) fn with_data(mut self, data: Value) -> Self {
@@ -114,8 +119,11 @@ impl<'a> Args<'a> {
     }
 
     fn bad(&self, key: &str, expected: &str) -> RpcError {
-        RpcError::invalid_params(format!("Invalid arguments for {}: `{key}` {expected}", self.owner))
-            .with_data(json!({ "argument": key }))
+        RpcError::invalid_params(format!(
+            "Invalid arguments for {}: `{key}` {expected}",
+            self.owner
+        ))
+        .with_data(json!({ "argument": key }))
     }
 
     fn present(&self, key: &str) -> Option<&'a Value> {
@@ -123,7 +131,8 @@ impl<'a> Args<'a> {
     }
 
     pub(crate) fn str(&self, key: &str) -> Result<&'a str, RpcError> {
-        self.opt_str(key)?.ok_or_else(|| self.bad(key, "is required and must be a string"))
+        self.opt_str(key)?
+            .ok_or_else(|| self.bad(key, "is required and must be a string"))
     }
 
     pub(crate) fn opt_str(&self, key: &str) -> Result<Option<&'a str>, RpcError> {
@@ -136,16 +145,23 @@ impl<'a> Args<'a> {
 
     pub(crate) fn number(&self, key: &str) -> Result<&'a serde_json::Number, RpcError> {
         match self.present(key) {
+            None => Err(self.bad(key, "is required and must be a number")),
             Some(Value::Number(n)) => Ok(n),
-            _ => Err(self.bad(key, "is required and must be a number")),
+            Some(_) => Err(self.bad(key, "must be a number")),
         }
     }
 
     /// A required integer in `0..=max`.
     pub(crate) fn bounded_u64(&self, key: &str, max: u64) -> Result<u64, RpcError> {
-        match self.present(key).and_then(Value::as_u64) {
+        let Some(value) = self.present(key) else {
+            return Err(self.bad(
+                key,
+                &format!("is required and must be an integer between 0 and {max}"),
+            ));
+        };
+        match value.as_u64() {
             Some(n) if n <= max => Ok(n),
-            _ => Err(self.bad(key, &format!("is required and must be an integer between 0 and {max}"))),
+            _ => Err(self.bad(key, &format!("must be an integer between 0 and {max}"))),
         }
     }
 
@@ -163,7 +179,11 @@ impl<'a> Args<'a> {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| self.bad(key, "must be an array of strings")))
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| self.bad(key, "must be an array of strings"))
+                })
                 .collect(),
             Some(_) => Err(self.bad(key, "must be an array of strings")),
         }
@@ -249,7 +269,12 @@ pub(crate) fn text_contents(uri: &str, mime: &str, text: String) -> Value {
 }
 
 /// A `prompts/list` entry; `arguments` is a list of (name, description, required).
-pub(crate) fn prompt(name: &str, title: &str, description: &str, arguments: &[(&str, &str, bool)]) -> Value {
+pub(crate) fn prompt(
+    name: &str,
+    title: &str,
+    description: &str,
+    arguments: &[(&str, &str, bool)],
+) -> Value {
     let arguments: Vec<Value> = arguments
         .iter()
         .map(|(name, description, required)| json!({ "name": name, "description": description, "required": required }))
@@ -274,7 +299,10 @@ pub(crate) enum Reference<'a> {
 }
 
 /// Candidates starting with `prefix` (ASCII case-insensitive), in the given order.
-pub(crate) fn complete_from<'s>(candidates: impl IntoIterator<Item = &'s str>, prefix: &str) -> Vec<String> {
+pub(crate) fn complete_from<'s>(
+    candidates: impl IntoIterator<Item = &'s str>,
+    prefix: &str,
+) -> Vec<String> {
     let prefix = prefix.to_ascii_lowercase();
     candidates
         .into_iter()

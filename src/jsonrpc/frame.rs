@@ -216,6 +216,10 @@ impl Frame {
         self.name
     }
 
+    pub fn uri_span(&self) -> Option<Span> {
+        self.uri
+    }
+
     pub fn uri(&self) -> Option<Cow<'_, str>> {
         self.uri.and_then(|s| json_str(self.slice(s)))
     }

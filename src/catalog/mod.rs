@@ -1,0 +1,280 @@
+//! The catalog: tools, prompts, resources and resource templates of every ready upstream, merged
+//! under collision-free public names, with their owners; plus the merged capabilities and
+//! instructions. Built on the control thread whenever an upstream's lists change and published whole
+//! as a snapshot; shards only read it. List results are serialized once here, so a `tools/list` on a
+//! shard is a copy of bytes.
+
+pub mod naming;
+pub mod template;
+
+use bytes::Bytes;
+use hashbrown::{HashMap, HashSet};
+use serde_json::{json, Map, Value};
+
+use crate::config::{Naming, NamingPolicy};
+use crate::upstream::Handshake;
+pub use template::Template;
+
+/// `_meta` keys the gateway adds to every listed entry.
+pub const META_SERVER: &str = "switchyard.dev/server";
+pub const META_NAME: &str = "switchyard.dev/name";
+
+/// Where a public name leads.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub upstream: u16,
+    /// The name (or URI) the upstream knows it by.
+    pub original: Box<str>,
+}
+
+/// One ready upstream's own lists and handshake, as fetched.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamLists {
+    pub tools: Vec<Value>,
+    pub prompts: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub templates: Vec<Value>,
+}
+
+/// The serialized result of one list method, in both eras' shapes.
+#[derive(Debug, Clone, Default)]
+pub struct ListBody {
+    pub legacy: Bytes,
+    pub modern: Bytes,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub generation: u64,
+    pub tools: HashMap<Box<str>, Route>,
+    pub prompts: HashMap<Box<str>, Route>,
+    pub resources: HashMap<Box<str>, Route>,
+    pub templates: Vec<(Template, u16)>,
+    /// Upstreams that offer resources, in config order (the fallback owner for unlisted URIs).
+    pub resource_servers: Vec<u16>,
+    pub tools_list: ListBody,
+    pub prompts_list: ListBody,
+    pub resources_list: ListBody,
+    pub templates_list: ListBody,
+    /// Merged server capabilities (what at least one upstream offers).
+    pub capabilities: Value,
+    pub instructions: Option<String>,
+    /// Tool count per upstream index.
+    pub tool_counts: Vec<usize>,
+}
+
+/// One upstream's part in a build.
+pub struct Part<'a> {
+    pub index: u16,
+    pub name: &'a str,
+    pub handshake: &'a Handshake,
+    pub lists: &'a UpstreamLists,
+}
+
+fn list_body(key: &str, items: Vec<Value>) -> ListBody {
+    let items = Value::Array(items).to_string();
+    let legacy = format!("{{\"{key}\":{items}}}");
+    // 2026-07-28: every result has resultType; list results are cacheable results. A merged list is
+    // only as shareable as its least shareable part, and legacy parts say nothing: ttl 0, private.
+    let modern = format!("{{\"resultType\":\"complete\",\"{key}\":{items},\"ttlMs\":0,\"cacheScope\":\"private\"}}");
+    ListBody { legacy: Bytes::from(legacy), modern: Bytes::from(modern) }
+}
+
+/// Add the gateway's `_meta` keys to an entry.
+fn tag(entry: &mut Map<String, Value>, server: &str, original: &str) {
+    let meta = entry.entry("_meta").or_insert_with(|| json!({}));
+    if let Value::Object(m) = meta {
+        m.insert(META_SERVER.into(), server.into());
+        m.insert(META_NAME.into(), original.into());
+    }
+}
+
+/// Merge named entries (tools or prompts) of all parts.
+fn merge_named(parts: &[Part<'_>], pick: fn(&UpstreamLists) -> &Vec<Value>, naming: &Naming) -> (Vec<Value>, HashMap<Box<str>, Route>) {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    if naming.policy == NamingPolicy::PrefixOnCollision {
+        for p in parts {
+            for e in pick(p.lists) {
+                if let Some(n) = e.get("name").and_then(Value::as_str) {
+                    *count.entry(n).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut routes: HashMap<Box<str>, Route> = HashMap::new();
+    for p in parts {
+        for e in pick(p.lists) {
+            let (Some(name), Value::Object(obj)) = (e.get("name").and_then(Value::as_str), e) else { continue };
+            let bare_ok = count.get(name).copied().unwrap_or(0) <= 1;
+            let public = naming::public_name(p.name, name, naming, bare_ok, &|c| routes.contains_key(c));
+            let mut obj = obj.clone();
+            tag(&mut obj, p.name, name);
+            obj.insert("name".into(), Value::String(public.clone()));
+            routes.insert(public.into(), Route { upstream: p.index, original: name.into() });
+            out.push(Value::Object(obj));
+        }
+    }
+    (out, routes)
+}
+
+impl Catalog {
+    /// Build from the ready upstreams' parts, in config order.
+    pub fn build(generation: u64, parts: &[Part<'_>], naming: &Naming, upstream_count: usize) -> Catalog {
+        let (tools, tool_routes) = merge_named(parts, |l| &l.tools, naming);
+        let (prompts, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
+
+        // Resources keep their URI; a URI offered by two servers keeps it for the first, and later
+        // ones get `<server>+<uri>` (still a valid URI: the scheme just grows).
+        let mut resources = Vec::new();
+        let mut resource_routes: HashMap<Box<str>, Route> = HashMap::new();
+        let mut templates = Vec::new();
+        let mut template_routes = Vec::new();
+        let mut seen_templates: HashSet<String> = HashSet::new();
+        let mut resource_servers = Vec::new();
+        for p in parts {
+            if p.handshake.has_capability("resources") {
+                resource_servers.push(p.index);
+            }
+            for e in &p.lists.resources {
+                let (Some(uri), Value::Object(obj)) = (e.get("uri").and_then(Value::as_str), e) else { continue };
+                let public = if resource_routes.contains_key(uri) { format!("{}+{uri}", p.name) } else { uri.to_owned() };
+                let mut obj = obj.clone();
+                tag(&mut obj, p.name, uri);
+                obj.insert("uri".into(), Value::String(public.clone()));
+                resource_routes.insert(public.into(), Route { upstream: p.index, original: uri.into() });
+                resources.push(Value::Object(obj));
+            }
+            for e in &p.lists.templates {
+                let (Some(t), Value::Object(obj)) = (e.get("uriTemplate").and_then(Value::as_str), e) else { continue };
+                let mut obj = obj.clone();
+                tag(&mut obj, p.name, t);
+                if seen_templates.insert(t.to_owned()) {
+                    if let Some(parsed) = Template::parse(t) {
+                        template_routes.push((parsed, p.index));
+                    }
+                }
+                templates.push(Value::Object(obj));
+            }
+        }
+
+        let mut tool_counts = vec![0; upstream_count];
+        for r in tool_routes.values() {
+            if let Some(c) = tool_counts.get_mut(r.upstream as usize) {
+                *c += 1;
+            }
+        }
+        Catalog {
+            generation,
+            tools_list: list_body("tools", tools),
+            prompts_list: list_body("prompts", prompts),
+            resources_list: list_body("resources", resources),
+            templates_list: list_body("resourceTemplates", templates),
+            tools: tool_routes,
+            prompts: prompt_routes,
+            resources: resource_routes,
+            templates: template_routes,
+            resource_servers,
+            capabilities: merged_capabilities(parts),
+            instructions: merged_instructions(parts),
+            tool_counts,
+        }
+    }
+
+    /// The owner of a resource URI: listed URIs, then templates, then the only resource server.
+    pub fn resource_route(&self, uri: &str) -> Option<Route> {
+        if let Some(r) = self.resources.get(uri) {
+            return Some(r.clone());
+        }
+        if let Some((_, up)) = self.templates.iter().find(|(t, _)| t.matches(uri)) {
+            return Some(Route { upstream: *up, original: uri.into() });
+        }
+        match self.resource_servers.as_slice() {
+            [only] => Some(Route { upstream: *only, original: uri.into() }),
+            _ => None,
+        }
+    }
+}
+
+/// What the gateway offers: each capability at least one upstream offers. `listChanged` and
+/// `subscribe` are not offered until the gateway relays those notifications.
+fn merged_capabilities(parts: &[Part<'_>]) -> Value {
+    let has = |c: &str| parts.iter().any(|p| p.handshake.has_capability(c));
+    let mut caps = Map::new();
+    caps.insert("tools".into(), json!({}));
+    if has("prompts") {
+        caps.insert("prompts".into(), json!({}));
+    }
+    if has("resources") {
+        caps.insert("resources".into(), json!({}));
+    }
+    if has("completions") {
+        caps.insert("completions".into(), json!({}));
+    }
+    if has("logging") {
+        caps.insert("logging".into(), json!({}));
+    }
+    Value::Object(caps)
+}
+
+fn merged_instructions(parts: &[Part<'_>]) -> Option<String> {
+    let pieces: Vec<String> = parts
+        .iter()
+        .filter_map(|p| p.handshake.instructions.as_deref().filter(|s| !s.trim().is_empty()).map(|i| format!("## {}\n{}", p.name, i.trim())))
+        .collect();
+    if pieces.is_empty() {
+        None
+    } else {
+        Some(format!("switchyard fronts several MCP servers; their tools and prompts are named <server>__<name>.\n\n{}", pieces.join("\n\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::{Era, Handshake};
+
+    fn hs(caps: Value, instructions: Option<&str>) -> Handshake {
+        Handshake { era: Era::Legacy, version: "2025-11-25".into(), capabilities: caps, server_info: json!({}), instructions: instructions.map(Into::into) }
+    }
+
+    #[test]
+    fn merges_with_public_names_and_routes() {
+        let a = UpstreamLists {
+            tools: vec![json!({"name":"echo","inputSchema":{"type":"object"}}), json!({"name":"add","inputSchema":{"type":"object"}})],
+            resources: vec![json!({"uri":"file:///x","name":"x"})],
+            templates: vec![json!({"uriTemplate":"demo://r/{id}","name":"r"})],
+            ..Default::default()
+        };
+        let b = UpstreamLists {
+            tools: vec![json!({"name":"echo","inputSchema":{"type":"object"},"_meta":{"keep":1}})],
+            prompts: vec![json!({"name":"p"})],
+            resources: vec![json!({"uri":"file:///x","name":"x2"})],
+            ..Default::default()
+        };
+        let ha = hs(json!({"tools":{},"resources":{}}), Some("Use a."));
+        let hb = hs(json!({"tools":{},"prompts":{},"resources":{}}), None);
+        let parts = [Part { index: 0, name: "a", handshake: &ha, lists: &a }, Part { index: 1, name: "b", handshake: &hb, lists: &b }];
+        let c = Catalog::build(1, &parts, &Naming::default(), 2);
+        let tools: Value = serde_json::from_slice(&c.tools_list.legacy).unwrap();
+        let names: Vec<&str> = tools["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["a__echo", "a__add", "b__echo"]);
+        assert_eq!(tools["tools"][2]["_meta"]["keep"], 1);
+        assert_eq!(tools["tools"][2]["_meta"][META_NAME], "echo");
+        assert_eq!(c.tools["b__echo"].upstream, 1);
+        assert_eq!(&*c.tools["b__echo"].original, "echo");
+        let modern: Value = serde_json::from_slice(&c.tools_list.modern).unwrap();
+        assert_eq!(modern["resultType"], "complete");
+        assert_eq!(modern["tools"], tools["tools"]);
+        assert_eq!(modern["cacheScope"], "private");
+        // Resource collision: the second keeps a prefixed URI that routes back to the original.
+        assert_eq!(c.resource_route("file:///x").unwrap().upstream, 0);
+        let r = c.resource_route("b+file:///x").unwrap();
+        assert_eq!((r.upstream, &*r.original), (1, "file:///x"));
+        assert_eq!(c.resource_route("demo://r/7").unwrap().upstream, 0);
+        assert!(c.resource_route("zzz://nothing").is_none());
+        assert!(c.capabilities.get("prompts").is_some() && c.capabilities.get("logging").is_none());
+        assert!(c.instructions.as_deref().unwrap().contains("## a\nUse a."));
+        assert_eq!(c.tool_counts, [2, 1]);
+    }
+}

@@ -1,0 +1,199 @@
+//! The method handlers: what the gateway answers itself (discover, ping, merged lists) and what it
+//! routes to the owning upstream (tools/call, prompts/get, resources/read, completion/complete) with
+//! the original name restored and the reply re-addressed to the caller's id, payload bytes untouched.
+//! The tools/call order is written out in one place: resolve the name → rewrite → relay.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::session::Session;
+use super::{ClientEra, Method};
+use crate::catalog::{ListBody, Route};
+use crate::error::{Error, ErrorKind};
+use crate::jsonrpc::{response_with_id, splice, Frame, Kind, Span};
+use crate::shard::ShardCtx;
+use crate::upstream::{self, MODERN_VERSION};
+
+/// One client request on its way through.
+pub struct Exchange<'a> {
+    pub era: ClientEra,
+    pub frame: &'a Frame,
+    pub method: Method,
+    pub session: Option<&'a Session>,
+}
+
+impl Exchange<'_> {
+    fn id(&self) -> &[u8] {
+        self.frame.id_raw().unwrap_or(b"null")
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`.
+pub fn result_body(id: &[u8], result: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + id.len() + result.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result);
+    out.push(b'}');
+    out
+}
+
+/// Run one request; the answer is a whole JSON-RPC response body.
+pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Error> {
+    debug_assert_eq!(ex.frame.kind, Kind::Request);
+    let catalog = ctx.shared.catalog.load();
+    match (ex.method, ex.era) {
+        (Method::Ping, ClientEra::Legacy) => Ok(result_body(ex.id(), b"{}")),
+        (Method::Discover, ClientEra::Modern) => Ok(result_body(ex.id(), discover(ctx).as_bytes())),
+        (Method::ToolsList, _) => list(ex, &catalog.tools_list),
+        (Method::PromptsList, _) => list(ex, &catalog.prompts_list),
+        (Method::ResourcesList, _) => list(ex, &catalog.resources_list),
+        (Method::ResourceTemplatesList, _) => list(ex, &catalog.templates_list),
+        (Method::ToolsCall, _) => {
+            let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name"))?;
+            let route = catalog.tools.get(name.as_ref()).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown tool: {name}")))?;
+            forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
+        }
+        (Method::PromptsGet, _) => {
+            let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "prompts/get needs params.name"))?;
+            let route = catalog.prompts.get(name.as_ref()).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}")))?;
+            forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
+        }
+        (Method::ResourcesRead, _) => {
+            let uri = ex.frame.uri().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "resources/read needs params.uri"))?;
+            let Some(route) = catalog.resource_route(&uri) else {
+                // 2026-07-28 retired -32002 in favour of -32602.
+                let kind = if ex.era == ClientEra::Modern { ErrorKind::InvalidParams } else { ErrorKind::ResourceNotFound };
+                return Err(Error::downstream(kind, "Resource not found").with_data(&json!({ "uri": uri })));
+            };
+            let span = if *route.original != *uri { ex.frame.uri_span() } else { None };
+            forward_renamed(ctx, ex, "resources/read", &route, span).await
+        }
+        (Method::Complete, _) => complete(ctx, ex, &catalog).await,
+        (Method::SetLogLevel, ClientEra::Legacy) => {
+            set_log_level(ctx, ex).await;
+            Ok(result_body(ex.id(), b"{}"))
+        }
+        (Method::Initialize, _) => Err(Error::downstream(ErrorKind::InvalidRequest, "initialize is only valid as the first request of a legacy session")),
+        (m, _) => {
+            let name = ex.frame.method().unwrap_or_default().into_owned();
+            let why = if m == Method::Other { "Method not found" } else { "Method not supported by switchyard for this protocol revision" };
+            Err(Error::downstream(ErrorKind::MethodNotFound, format!("{why}: {name}")))
+        }
+    }
+}
+
+fn discover(ctx: &ShardCtx) -> String {
+    let catalog = ctx.shared.catalog.load();
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": [MODERN_VERSION],
+        "capabilities": catalog.capabilities,
+        "_meta": { "io.modelcontextprotocol/serverInfo": super::front::server_info(ctx) },
+        "ttlMs": 0,
+        "cacheScope": "private",
+    });
+    if let Some(i) = &catalog.instructions {
+        result["instructions"] = i.clone().into();
+    }
+    result.to_string()
+}
+
+fn list(ex: &Exchange<'_>, body: &ListBody) -> Result<Vec<u8>, Error> {
+    if let Some(p) = ex.frame.params_raw() {
+        if sonic_rs::get(p, ["cursor"]).is_ok() {
+            // The merged list is served whole; no cursor was ever handed out.
+            return Err(Error::downstream(ErrorKind::InvalidParams, "Invalid cursor: switchyard returns whole lists"));
+        }
+    }
+    let bytes: &Bytes = if ex.era == ClientEra::Modern { &body.modern } else { &body.legacy };
+    Ok(result_body(ex.id(), bytes))
+}
+
+/// Forward the request to the route's upstream with `rename` (the span of the public name or URI in
+/// the request) replaced by the original.
+async fn forward_renamed(ctx: &ShardCtx, ex: &Exchange<'_>, method: &str, route: &Route, rename: Option<Span>) -> Result<Vec<u8>, Error> {
+    let up = ctx.shared.upstream(route.upstream).ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let params_span = ex.frame.params_span().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "missing params"))?;
+    let params = ex.frame.slice(params_span);
+    let rewritten;
+    let params = match rename {
+        Some(span) => {
+            let rel = Span { start: span.start - params_span.start, end: span.end - params_span.start };
+            let quoted = serde_json::Value::from(&*route.original).to_string();
+            rewritten = splice(params, rel, quoted.as_bytes());
+            &rewritten[..]
+        }
+        None => params,
+    };
+    let reply = upstream::call(&ctx.shared, &ctx.lane, up, method, Some(params), Some(&route.original)).await?;
+    Ok(relay(ex, &reply))
+}
+
+/// The upstream's reply, re-addressed to the caller; for a 2026-07-28 caller the result gains the
+/// fields that revision requires when a legacy upstream did not give them.
+fn relay(ex: &Exchange<'_>, reply: &Frame) -> Vec<u8> {
+    if ex.era == ClientEra::Modern {
+        if let Some(result) = reply.result_raw() {
+            if result.first() == Some(&b'{') && sonic_rs::get(result, ["resultType"]).is_err() {
+                let mut add = String::from("\"resultType\":\"complete\"");
+                if ex.method == Method::ResourcesRead && sonic_rs::get(result, ["ttlMs"]).is_err() {
+                    add.push_str(",\"ttlMs\":0,\"cacheScope\":\"private\"");
+                }
+                let empty = result[1..].iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+                let mut r = Vec::with_capacity(result.len() + add.len() + 1);
+                r.push(b'{');
+                r.extend_from_slice(add.as_bytes());
+                if !empty {
+                    r.push(b',');
+                }
+                r.extend_from_slice(&result[1..]);
+                return result_body(ex.id(), &r);
+            }
+        }
+    }
+    response_with_id(reply, ex.id())
+}
+
+/// completion/complete: route by `params.ref` (a prompt's public name or a resource URI).
+async fn complete(ctx: &ShardCtx, ex: &Exchange<'_>, catalog: &crate::catalog::Catalog) -> Result<Vec<u8>, Error> {
+    let mut params: Value = ex.frame.params_raw().and_then(|p| serde_json::from_slice(p).ok()).ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "completion/complete needs params"))?;
+    let r = params.get_mut("ref").ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "completion/complete needs params.ref"))?;
+    let route = match r.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+            let route = catalog.prompts.get(name).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}")))?;
+            r["name"] = Value::from(&*route.original);
+            route
+        }
+        Some("ref/resource") => {
+            let uri = r.get("uri").and_then(Value::as_str).unwrap_or_default();
+            let route = catalog
+                .resource_route(uri)
+                .or_else(|| catalog.templates.iter().find(|(t, _)| t.raw == uri).map(|(_, up)| Route { upstream: *up, original: uri.into() }))
+                .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown resource: {uri}")))?;
+            r["uri"] = Value::from(&*route.original);
+            route
+        }
+        _ => return Err(Error::downstream(ErrorKind::InvalidParams, "params.ref.type must be ref/prompt or ref/resource")),
+    };
+    let up = ctx.shared.upstream(route.upstream).ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let body = params.to_string();
+    let reply = upstream::call(&ctx.shared, &ctx.lane, up, "completion/complete", Some(body.as_bytes()), None).await?;
+    Ok(relay(ex, &reply))
+}
+
+/// logging/setLevel reaches every ready upstream that offers logging.
+async fn set_log_level(ctx: &ShardCtx, ex: &Exchange<'_>) {
+    let params = ex.frame.params_raw();
+    for up in ctx.shared.upstreams.iter() {
+        let Some(hs) = up.ready() else { continue };
+        if hs.era != upstream::Era::Legacy || !hs.has_capability("logging") {
+            continue;
+        }
+        if let Err(e) = upstream::call(&ctx.shared, &ctx.lane, up, "logging/setLevel", params, None).await {
+            tracing::warn!(server = %up.name, "logging/setLevel: {e}");
+        }
+    }
+}

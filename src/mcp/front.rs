@@ -1,0 +1,380 @@
+//! The Streamable HTTP front: one endpoint, `/mcp`, serving both eras as the spec's versioning page
+//! describes for dual-era servers. A request whose `params._meta` claims a protocol version is served
+//! statelessly by the 2026-07-28 rules; `initialize` opens a legacy session; everything else belongs to
+//! a legacy session. Transport-level checks (Origin, media types, headers, sessions) happen here, in
+//! order, each answering early with its own status and JSON-RPC code; then `dispatch` runs the method.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use sonic_rs::JsonValueTrait;
+
+use super::dispatch::{self, Exchange};
+use super::session::{home_of, Session, SessionMsg};
+use super::{ClientEra, Method};
+use crate::error::{Error, ErrorKind};
+use crate::http::server::{Head, HttpMethod, Response};
+use crate::http::has_media_type;
+use crate::jsonrpc::{Frame, FrameError, Kind};
+use crate::shard::{LaneMsg, ShardCtx};
+use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODERN_VERSION};
+use crate::upstream::http::decode_header_value;
+
+pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
+    match (head.path.as_str(), head.method()) {
+        ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
+        ("/mcp", m) => {
+            if let Some(resp) = check_origin(ctx, head) {
+                return resp;
+            }
+            match m {
+                HttpMethod::Post => post(ctx, head, body).await,
+                HttpMethod::Get => get(ctx, head).await,
+                HttpMethod::Delete => delete(ctx, head).await,
+                HttpMethod::Options => Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS"),
+                _ => error_response(&Error::downstream(ErrorKind::InvalidRequest, "method not allowed"), None, None).with_status(405).header("Allow", "GET, POST, DELETE"),
+            }
+        }
+        _ => Response::json(404, br#"{"error":"not found: the MCP endpoint is /mcp"}"#.to_vec()),
+    }
+}
+
+trait WithStatus {
+    fn with_status(self, status: u16) -> Self;
+}
+
+impl WithStatus for Response {
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+/// A JSON-RPC error as an HTTP response; `id` is the raw request id when known.
+pub fn error_response(e: &Error, id: Option<&[u8]>, era: Option<ClientEra>) -> Response {
+    let mut status = e.http_status();
+    // 2026-07-28: a method the server does not implement is a 404.
+    if era == Some(ClientEra::Modern) && e.kind == ErrorKind::MethodNotFound {
+        status = 404;
+    }
+    Response::json(status, e.to_jsonrpc(id))
+}
+
+/// The answer to a request that could not even be read (bad head, too large, too slow).
+pub fn transport_error(status: u16, msg: &str) -> Response {
+    let kind = match status {
+        413 => ErrorKind::BodyTooLarge,
+        _ => ErrorKind::InvalidRequest,
+    };
+    Response::json(status, Error::downstream(kind, msg.to_owned()).to_jsonrpc(None))
+}
+
+fn health(ctx: &ShardCtx) -> Response {
+    let shared = &ctx.shared;
+    let catalog = shared.catalog.load();
+    let mut all_ready = true;
+    let ups: Vec<Value> = shared
+        .upstreams
+        .iter()
+        .map(|u| {
+            let status = u.status.load();
+            let mut v = json!({ "name": u.name, "state": status.label(), "tools": catalog.tool_counts.get(u.index as usize).copied().unwrap_or(0) });
+            match &**status {
+                crate::upstream::Status::Ready(h) => {
+                    v["era"] = h.version.clone().into();
+                }
+                crate::upstream::Status::Down { reason, since } => {
+                    all_ready = false;
+                    v["reason"] = reason.clone().into();
+                    v["down_for_s"] = since.elapsed().as_secs().into();
+                }
+                crate::upstream::Status::Starting => all_ready = false,
+                crate::upstream::Status::Disabled => {}
+            }
+            v
+        })
+        .collect();
+    let body = json!({
+        "status": if all_ready { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "shards": shared.shard_count,
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "upstreams": ups,
+    });
+    Response::json(200, body.to_string().into_bytes())
+}
+
+/// Origin validation: absent is fine (non-browser clients); present must be a loopback origin or one
+/// of `gateway.allowed_origins`.
+fn check_origin(ctx: &ShardCtx, head: &Head) -> Option<Response> {
+    let origin = head.origin.as_deref()?;
+    if origin_allowed(origin, &ctx.shared.config.gateway.allowed_origins) {
+        return None;
+    }
+    let e = Error::downstream(ErrorKind::Forbidden, format!("Origin {origin:?} is not allowed"));
+    Some(error_response(&e, None, None))
+}
+
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == origin || a == "*") {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else { return false };
+    let host = if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next().map(|h| format!("[{h}]")) } else { rest.split(':').next().map(str::to_owned) };
+    matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
+fn accepts(head: &Head, media: &str) -> bool {
+    let Some(accept) = head.accept.as_deref() else { return false };
+    let major = media.split('/').next().unwrap_or("");
+    has_media_type(accept, media) || has_media_type(accept, "*/*") || has_media_type(accept, &format!("{major}/*"))
+}
+
+async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
+    if !head.content_type.as_deref().is_some_and(|ct| has_media_type(ct, "application/json")) {
+        return error_response(&Error::downstream(ErrorKind::UnsupportedMediaType, "Content-Type must be application/json"), None, None);
+    }
+    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
+        return error_response(&Error::downstream(ErrorKind::NotAcceptable, "Accept must list application/json and text/event-stream"), None, None);
+    }
+    let frame = match Frame::parse(body) {
+        Ok(f) => f,
+        Err(FrameError::Parse(e)) => return error_response(&Error::downstream(ErrorKind::Parse, format!("Parse error: {e}")), None, None),
+        Err(FrameError::Invalid(e)) => return error_response(&Error::downstream(ErrorKind::InvalidRequest, format!("Invalid Request: {e}")), None, None),
+    };
+    let method = frame.method().map(|m| Method::parse(&m));
+    let header_modern = head.protocol_version.as_deref().is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
+    if let Some(claim) = modern_claim(&frame) {
+        return modern(ctx, head, &frame, claim).await;
+    }
+    if method == Some(Method::Initialize) {
+        if header_modern {
+            let e = Error::downstream(ErrorKind::HeaderMismatch, "initialize is a legacy request but MCP-Protocol-Version names a modern revision");
+            return error_response(&e, frame.id_raw(), None);
+        }
+        return initialize(ctx, &frame);
+    }
+    if header_modern && frame.kind == Kind::Request {
+        let e = Error::downstream(ErrorKind::InvalidParams, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
+        return error_response(&e, frame.id_raw(), Some(ClientEra::Modern));
+    }
+    legacy(ctx, head, &frame).await
+}
+
+/// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
+fn modern_claim(frame: &Frame) -> Option<String> {
+    let meta = frame.meta_raw()?;
+    let v = sonic_rs::get(meta, [META_VERSION]).ok()?;
+    Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.as_raw_str().to_owned()))
+}
+
+async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Response {
+    let id = frame.id_raw();
+    let era = Some(ClientEra::Modern);
+    if claim != MODERN_VERSION {
+        let e = Error::downstream(ErrorKind::UnsupportedVersion, "Unsupported protocol version").with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}));
+        return error_response(&e, id, era);
+    }
+    if frame.kind == Kind::Notification {
+        return Response::new(202);
+    }
+    if frame.kind != Kind::Request {
+        return error_response(&Error::downstream(ErrorKind::InvalidRequest, "2026-07-28 clients do not post responses"), id, era);
+    }
+    if frame.meta_raw().is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err()) {
+        let e = Error::downstream(ErrorKind::InvalidParams, format!("params._meta lacks the required {META_CAPS}"));
+        return error_response(&e, id, era);
+    }
+    // The standard headers must be present and agree with the body.
+    let method = frame.method().unwrap_or_default();
+    let mismatch = |what: &str, header: Option<&str>, body: &str| {
+        let e = Error::downstream(ErrorKind::HeaderMismatch, format!("Header mismatch: {what} header value {:?} does not match body value {body:?}", header.unwrap_or("(missing)")))
+            .with_data(&json!({"mismatch": {"header": header.unwrap_or("(missing)"), "body": body}}));
+        error_response(&e, id, era)
+    };
+    if head.protocol_version.as_deref() != Some(claim.as_str()) {
+        return mismatch("MCP-Protocol-Version", head.protocol_version.as_deref(), &claim);
+    }
+    if head.mcp_method.as_deref() != Some(method.as_ref()) {
+        return mismatch("Mcp-Method", head.mcp_method.as_deref(), &method);
+    }
+    let m = Method::parse(&method);
+    if m.named() {
+        let body_name = if m == Method::ResourcesRead { frame.uri() } else { frame.name() };
+        if let Some(body_name) = body_name {
+            let header = head.mcp_name.as_deref().and_then(decode_header_value);
+            if header.as_deref() != Some(body_name.as_ref()) {
+                return mismatch("Mcp-Name", head.mcp_name.as_deref(), &body_name);
+            }
+        }
+    }
+    let ex = Exchange { era: ClientEra::Modern, frame, method: m, session: None };
+    match dispatch::dispatch(ctx, &ex).await {
+        Ok(body) => Response::json(200, body),
+        Err(e) => error_response(&e, id, era),
+    }
+}
+
+fn initialize(ctx: &ShardCtx, frame: &Frame) -> Response {
+    let id = frame.id_raw();
+    if frame.kind != Kind::Request {
+        return error_response(&Error::downstream(ErrorKind::InvalidRequest, "initialize must be a request"), id, None);
+    }
+    let params: Value = frame.params_raw().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or(Value::Null);
+    let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        return error_response(&Error::downstream(ErrorKind::InvalidParams, "initialize needs params.protocolVersion"), id, None);
+    };
+    let version = if LEGACY_VERSIONS.contains(&requested) { requested } else { LEGACY_VERSIONS[0] };
+    let session = ctx.sessions.create(ctx.index(), version, params.get("capabilities").cloned().unwrap_or(Value::Null), params.get("clientInfo").cloned().unwrap_or(Value::Null));
+    session.touch();
+    let catalog = ctx.shared.catalog.load();
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": catalog.capabilities,
+        "serverInfo": server_info(ctx),
+    });
+    if let Some(i) = &catalog.instructions {
+        result["instructions"] = i.clone().into();
+    }
+    let body = dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
+    Response::json(200, body).header("Mcp-Session-Id", session.id.to_string())
+}
+
+pub fn server_info(ctx: &ShardCtx) -> Value {
+    json!({"name": ctx.shared.config.gateway.server_name, "title": "switchyard MCP gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The legacy session a request names: 400 without one, 404 for one that does not exist.
+async fn session_of(ctx: &ShardCtx, head: &Head) -> Result<Arc<Session>, Error> {
+    let Some(id) = head.session_id.as_deref() else {
+        return Err(Error::downstream(ErrorKind::SessionRequired, "Bad Request: Mcp-Session-Id header is required (send initialize first, or use the 2026-07-28 revision)"));
+    };
+    match find_session(ctx, id).await {
+        Some(s) => Ok(s),
+        None => Err(Error::downstream(ErrorKind::SessionNotFound, "Session not found")),
+    }
+}
+
+async fn find_session(ctx: &ShardCtx, id: &str) -> Option<Arc<Session>> {
+    if let Some(s) = ctx.sessions.get(id) {
+        return Some(s);
+    }
+    let home = home_of(id)?;
+    if home == ctx.index() || home == 0 || home as usize > ctx.shared.shard_count {
+        return None;
+    }
+    let (tx, rx) = flume::bounded(1);
+    ctx.shared.lanes[home as usize].send(LaneMsg::Session(SessionMsg::Lookup { id: id.into(), reply: tx })).ok()?;
+    let s = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await.ok()?.ok()??;
+    ctx.sessions.insert(s.clone());
+    Some(s)
+}
+
+async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
+    let id = frame.id_raw();
+    let era = Some(ClientEra::Legacy);
+    let session = match session_of(ctx, head).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e, id, era),
+    };
+    if let Some(v) = head.protocol_version.as_deref() {
+        if !LEGACY_VERSIONS.contains(&v) {
+            let e = Error::downstream(ErrorKind::BadProtocolVersionHeader, format!("Bad Request: Unsupported protocol version: {v} (supported versions: {})", LEGACY_VERSIONS.join(", ")));
+            return error_response(&e, id, era);
+        }
+    }
+    session.touch();
+    let sid = session.id.to_string();
+    if frame.kind != Kind::Request {
+        // Notifications (initialized, cancelled, progress) and responses are accepted.
+        return Response::new(202).header("Mcp-Session-Id", sid);
+    }
+    let method = Method::parse(&frame.method().unwrap_or_default());
+    if method == Method::Initialize {
+        let e = Error::downstream(ErrorKind::InvalidRequest, "Invalid Request: this session is already initialized");
+        return error_response(&e, id, era).header("Mcp-Session-Id", sid);
+    }
+    let ex = Exchange { era: ClientEra::Legacy, frame, method, session: Some(&session) };
+    let resp = match dispatch::dispatch(ctx, &ex).await {
+        Ok(body) => Response::json(200, body),
+        Err(e) => error_response(&e, id, era),
+    };
+    resp.header("Mcp-Session-Id", sid)
+}
+
+async fn get(ctx: &ShardCtx, head: &Head) -> Response {
+    if !accepts(head, "text/event-stream") {
+        return error_response(&Error::downstream(ErrorKind::NotAcceptable, "Not Acceptable: GET needs Accept: text/event-stream"), None, None);
+    }
+    if let Err(e) = session_of(ctx, head).await {
+        return error_response(&e, None, Some(ClientEra::Legacy));
+    }
+    // No standalone stream is offered yet: the spec's answer for that is 405.
+    Response::new(405).header("Allow", "POST, DELETE")
+}
+
+async fn delete(ctx: &ShardCtx, head: &Head) -> Response {
+    let session = match session_of(ctx, head).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e, None, Some(ClientEra::Legacy)),
+    };
+    let id = session.id.clone();
+    ctx.sessions.remove(&id);
+    match home_of(&id) {
+        Some(home) if home == ctx.index() => broadcast_forget(ctx, &id),
+        Some(home) => {
+            let (tx, rx) = flume::bounded(1);
+            if let Some(lane) = ctx.shared.lanes.get(home as usize) {
+                let _ = lane.send(LaneMsg::Session(SessionMsg::Delete { id: id.clone(), reply: tx }));
+                let _ = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+            }
+        }
+        None => {}
+    }
+    Response::new(200)
+}
+
+fn broadcast_forget(ctx: &ShardCtx, id: &str) {
+    for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
+        if i != ctx.index() as usize {
+            let _ = lane.send(LaneMsg::Session(SessionMsg::Forget { id: id.into() }));
+        }
+    }
+}
+
+/// Session traffic from other shards.
+pub fn session_msg(ctx: &ShardCtx, msg: SessionMsg) {
+    match msg {
+        SessionMsg::Lookup { id, reply } => {
+            let s = if home_of(&id) == Some(ctx.index()) { ctx.sessions.get(&id) } else { None };
+            let _ = reply.send(s);
+        }
+        SessionMsg::Delete { id, reply } => {
+            let existed = ctx.sessions.remove(&id);
+            broadcast_forget(ctx, &id);
+            let _ = reply.send(existed);
+        }
+        SessionMsg::Forget { id } => {
+            ctx.sessions.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed("http://localhost:6274", &none));
+        assert!(origin_allowed("http://127.0.0.1", &none));
+        assert!(origin_allowed("http://[::1]:3000", &none));
+        assert!(!origin_allowed("http://evil.example", &none));
+        assert!(!origin_allowed("http://localhost.evil.example", &none));
+        assert!(!origin_allowed("null", &none));
+        assert!(origin_allowed("https://app.example.com", &["https://app.example.com".to_owned()]));
+    }
+}

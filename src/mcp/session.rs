@@ -1,0 +1,150 @@
+//! Legacy sessions (`initialize` … `DELETE`): created on the shard that served `initialize` (their
+//! home, written into the id), reachable from every shard.
+//!
+//! Each shard keeps its own table; the home's entry is the truth. A shard that meets an id it does
+//! not hold asks the home over the lane channel and caches the answer; a deletion (or expiry) at the
+//! home is broadcast so other shards drop their copies. No lock anywhere: the activity clock is an
+//! atomic in the shared session record.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use serde_json::Value;
+
+/// One legacy session; immutable but for its activity clock.
+#[derive(Debug)]
+pub struct Session {
+    pub id: Box<str>,
+    /// The negotiated legacy revision.
+    pub version: Box<str>,
+    pub client_capabilities: Value,
+    pub client_info: Value,
+    created: Instant,
+    /// Milliseconds since `created` at the last request.
+    last_seen_ms: AtomicU64,
+}
+
+impl Session {
+    pub fn touch(&self) {
+        self.last_seen_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+}
+
+/// Session traffic between shards.
+pub enum SessionMsg {
+    /// Asked of the home shard.
+    Lookup { id: Box<str>, reply: flume::Sender<Option<Arc<Session>>> },
+    /// Asked of the home shard; answers whether it existed.
+    Delete { id: Box<str>, reply: flume::Sender<bool> },
+    /// Told to every shard by the home after a deletion or expiry.
+    Forget { id: Box<str> },
+}
+
+/// The home shard index written at the front of an id (`"0003-…"`).
+pub fn home_of(id: &str) -> Option<u16> {
+    let (home, rest) = id.split_once('-')?;
+    if home.len() != 4 || rest.len() != 32 {
+        return None;
+    }
+    u16::from_str_radix(home, 16).ok()
+}
+
+/// A fresh session id homed at `lane`: 128 random bits, visible ASCII only.
+pub fn new_id(lane: u16) -> Box<str> {
+    let mut r = [0u8; 16];
+    if getrandom::fill(&mut r).is_err() {
+        // No OS randomness: fall back to time and address entropy, still unique per process.
+        let t = Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 64 ^ (&r as *const _ as u128);
+        r = t.to_le_bytes();
+    }
+    let mut s = format!("{lane:04x}-");
+    for b in r {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.into_boxed_str()
+}
+
+/// One shard's session table.
+#[derive(Default)]
+pub struct Sessions {
+    table: RefCell<HashMap<Box<str>, Arc<Session>>>,
+}
+
+impl Sessions {
+    pub fn create(&self, lane: u16, version: &str, client_capabilities: Value, client_info: Value) -> Arc<Session> {
+        let s = Arc::new(Session {
+            id: new_id(lane),
+            version: version.into(),
+            client_capabilities,
+            client_info,
+            created: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+        });
+        self.table.borrow_mut().insert(s.id.clone(), s.clone());
+        s
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.table.borrow().get(id).cloned()
+    }
+
+    pub fn insert(&self, s: Arc<Session>) {
+        self.table.borrow_mut().insert(s.id.clone(), s);
+    }
+
+    pub fn remove(&self, id: &str) -> bool {
+        self.table.borrow_mut().remove(id).is_some()
+    }
+
+    /// Sessions homed here that have been idle longer than `idle`; removed from the table.
+    pub fn expire(&self, lane: u16, idle: Duration) -> Vec<Box<str>> {
+        let mut t = self.table.borrow_mut();
+        let gone: Vec<Box<str>> = t.iter().filter(|(id, s)| home_of(id) == Some(lane) && s.idle_for() > idle).map(|(id, _)| id.clone()).collect();
+        for id in &gone {
+            t.remove(id);
+        }
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_home() {
+        let id = new_id(7);
+        assert_eq!(home_of(&id), Some(7));
+        assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        assert_ne!(new_id(7), id);
+        assert_eq!(home_of("nonsense"), None);
+        assert_eq!(home_of("0001-abc"), None);
+    }
+
+    #[test]
+    fn table_and_expiry() {
+        let s = Sessions::default();
+        let a = s.create(1, "2025-11-25", Value::Null, Value::Null);
+        assert!(s.get(&a.id).is_some());
+        a.touch();
+        assert!(s.expire(1, Duration::from_secs(60)).is_empty());
+        assert_eq!(s.expire(1, Duration::ZERO).len(), 1);
+        assert!(s.get(&a.id).is_none());
+    }
+}

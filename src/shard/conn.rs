@@ -1,0 +1,67 @@
+//! One front connection: read a request, hand it to the MCP front, write the answer; keep-alive until
+//! the client closes, idles out, or the shard stops.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use super::ShardCtx;
+use crate::http::server::{read_request, Limits, Response};
+
+/// Counts a request as active for the drain, even if its future is dropped.
+struct ActiveGuard<'a>(&'a ShardCtx);
+
+impl<'a> ActiveGuard<'a> {
+    fn new(ctx: &'a ShardCtx) -> Self {
+        ctx.active.set(ctx.active.get() + 1);
+        ActiveGuard(ctx)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get().saturating_sub(1));
+    }
+}
+
+pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let gw = &ctx.shared.config.gateway;
+    let limits = Limits {
+        max_header_bytes: gw.max_header_bytes,
+        max_body_bytes: gw.max_body_bytes,
+        idle: Duration::from_millis(gw.idle_timeout_ms),
+        read: Duration::from_secs(30),
+    };
+    let mut buf = Vec::with_capacity(8192);
+    let mut out = Vec::with_capacity(8192);
+    loop {
+        let (res, b) = read_request(&mut stream, buf, &limits).await;
+        buf = b;
+        let (head, body) = match res {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    tracing::debug!(%peer, "bad request: {e}");
+                    let resp = crate::mcp::front::transport_error(status, &e.to_string());
+                    resp.encode(false, &mut out);
+                    let _ = stream.write_all(std::mem::take(&mut out)).await;
+                }
+                return;
+            }
+        };
+        let guard = ActiveGuard::new(&ctx);
+        let resp: Response = crate::mcp::front::handle(&ctx, &head, body).await;
+        let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
+        resp.encode(keep_alive, &mut out);
+        let (res, o) = stream.write_all(out).await;
+        out = o;
+        drop(guard);
+        if res.is_err() || !keep_alive {
+            return;
+        }
+    }
+}

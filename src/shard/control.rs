@@ -1,0 +1,164 @@
+//! The control thread (lane 0): brings upstreams up, restarts them when they die, refreshes their
+//! lists when they change, and publishes each new catalog snapshot. Nothing here is on the request
+//! path; shards only read what it publishes.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::lane::Lane;
+use super::{build_runtime, ControlMsg, LaneMsg, Shared};
+use crate::catalog::{Catalog, Part, UpstreamLists};
+use crate::config::Driver;
+use crate::upstream::{supervisor, Status, Transport, Upstream};
+
+struct State {
+    shared: Arc<Shared>,
+    lane: Lane,
+    lists: RefCell<Vec<Option<UpstreamLists>>>,
+    generation: Cell<u64>,
+    /// An upstream whose bring-up loop is running (its own retries cover deaths meanwhile).
+    starting: RefCell<Vec<bool>>,
+}
+
+pub fn run(shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, control: flume::Receiver<ControlMsg>) {
+    let mut rt = match build_runtime(Driver::Epoll) {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("control thread: cannot build its event loop: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let n = shared.upstreams.len();
+        let st = Rc::new(State { shared: shared.clone(), lane: Lane::new(0), lists: RefCell::new(vec![None; n]), generation: Cell::new(0), starting: RefCell::new(vec![false; n]) });
+        monoio::spawn(inbox_loop(st.clone(), inbox));
+        publish(&st);
+        for up in shared.upstreams.iter() {
+            if up.config.enabled {
+                monoio::spawn(bring_up(st.clone(), up.clone(), Duration::ZERO));
+            }
+        }
+        while let Ok(msg) = control.recv_async().await {
+            match msg {
+                ControlMsg::Exited { upstream, generation: _ } => {
+                    let Some(up) = shared.upstream(upstream).cloned() else { continue };
+                    st.lists.borrow_mut()[upstream as usize] = None;
+                    publish(&st);
+                    if !shared.is_stopping() && !st.starting.borrow()[upstream as usize] {
+                        monoio::spawn(bring_up(st.clone(), up, Duration::from_millis(500)));
+                    }
+                }
+                ControlMsg::ListChanged { upstream, generation: _ } => {
+                    let Some(up) = shared.upstream(upstream).cloned() else { continue };
+                    monoio::spawn(refresh(st.clone(), up));
+                }
+                ControlMsg::Stop => break,
+            }
+        }
+        stop_upstreams(&shared).await;
+    });
+}
+
+async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            LaneMsg::Reply { upstream, frame } => st.lane.complete(upstream, frame),
+            LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
+            LaneMsg::Session(_) | LaneMsg::Stop => {}
+        }
+    }
+}
+
+/// Start an upstream, retrying with backoff until it is up or the gateway stops.
+async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
+    let i = up.index as usize;
+    if std::mem::replace(&mut st.starting.borrow_mut()[i], true) {
+        return;
+    }
+    let mut wait = first_wait;
+    loop {
+        if !wait.is_zero() {
+            monoio::time::sleep(wait).await;
+        }
+        if st.shared.is_stopping() {
+            break;
+        }
+        up.status.store(Arc::new(Status::Starting));
+        let res = async {
+            let hs = supervisor::start(&st.shared, &st.lane, &up).await?;
+            let hs = Arc::new(hs);
+            up.status.store(Arc::new(Status::Ready(hs.clone())));
+            let lists = supervisor::fetch_lists(&st.shared, &st.lane, &up, &hs).await?;
+            Ok::<_, crate::error::Error>((hs, lists))
+        }
+        .await;
+        match res {
+            Ok((hs, lists)) => {
+                tracing::info!(server = %up.name, era = %hs.version, tools = lists.tools.len(), prompts = lists.prompts.len(), resources = lists.resources.len(), "upstream ready");
+                st.lists.borrow_mut()[i] = Some(lists);
+                publish(&st);
+                break;
+            }
+            Err(e) => {
+                tracing::error!(server = %up.name, "upstream failed to start: {e}");
+                supervisor::mark_down(&up, e.to_string());
+                if let Transport::Stdio(s) = &up.transport {
+                    s.terminate();
+                }
+                wait = if wait.is_zero() { Duration::from_secs(1) } else { (wait * 2).min(supervisor::MAX_BACKOFF) };
+            }
+        }
+    }
+    st.starting.borrow_mut()[i] = false;
+}
+
+/// Re-fetch one upstream's lists after it said they changed.
+async fn refresh(st: Rc<State>, up: Arc<Upstream>) {
+    let Some(hs) = up.ready() else { return };
+    match supervisor::fetch_lists(&st.shared, &st.lane, &up, &hs).await {
+        Ok(lists) => {
+            st.lists.borrow_mut()[up.index as usize] = Some(lists);
+            publish(&st);
+        }
+        Err(e) => tracing::warn!(server = %up.name, "refreshing lists failed: {e}"),
+    }
+}
+
+/// Build and publish a new catalog from every ready upstream's lists.
+fn publish(st: &State) {
+    let gen = st.generation.get() + 1;
+    st.generation.set(gen);
+    let lists = st.lists.borrow();
+    let handshakes: Vec<_> = st.shared.upstreams.iter().map(|u| u.ready()).collect();
+    let parts: Vec<Part<'_>> = st
+        .shared
+        .upstreams
+        .iter()
+        .zip(lists.iter())
+        .zip(handshakes.iter())
+        .filter_map(|((u, l), h)| Some(Part { index: u.index, name: &u.name, handshake: h.as_deref()?, lists: l.as_ref()? }))
+        .collect();
+    let catalog = Catalog::build(gen, &parts, &st.shared.config.naming, st.shared.upstreams.len());
+    st.shared.catalog.store(Arc::new(catalog));
+}
+
+async fn stop_upstreams(shared: &Shared) {
+    for up in shared.upstreams.iter() {
+        match &up.transport {
+            Transport::Stdio(s) => s.terminate(),
+            Transport::Http(h) => h.close_session(up).await,
+        }
+    }
+    // Give children a moment to exit on SIGTERM before the process ends.
+    for _ in 0..40 {
+        if shared.upstreams.iter().all(|u| match &u.transport {
+            Transport::Stdio(s) => s.pid().is_none(),
+            Transport::Http(_) => true,
+        }) {
+            break;
+        }
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

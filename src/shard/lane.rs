@@ -1,0 +1,143 @@
+//! A lane: one event loop's share of upstream traffic — its pending-request table, its id sequence and
+//! its pooled upstream HTTP connections. Shards are lanes 1..=N, the control thread is lane 0.
+//!
+//! Upstream request ids carry the lane in their high bits (`lane << 40 | seq`), so whoever reads an
+//! upstream's replies (a stdio reader thread) routes each one to the lane that sent it without any
+//! shared table; the table itself is lane-local and needs no lock.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use hashbrown::HashMap;
+use monoio::net::TcpStream;
+
+use crate::error::{Error, ErrorKind};
+use crate::jsonrpc::Frame;
+
+/// Bits of an upstream id below the lane number.
+pub const LANE_SHIFT: u32 = 40;
+
+/// Split an upstream id into (lane, sequence).
+pub fn split_id(id: u64) -> (u16, u64) {
+    ((id >> LANE_SHIFT) as u16, id & ((1 << LANE_SHIFT) - 1))
+}
+
+struct Pending {
+    upstream: u16,
+    tx: local_sync::oneshot::Sender<Result<Frame, Error>>,
+}
+
+/// Idle keep-alive connections to HTTP upstreams, per upstream.
+type Pools = HashMap<u16, Vec<TcpStream>>;
+
+pub struct Lane {
+    pub index: u16,
+    next_seq: Cell<u64>,
+    pending: RefCell<HashMap<u64, Pending>>,
+    pools: RefCell<Pools>,
+}
+
+/// What a caller awaits for one upstream request.
+pub struct Waiter {
+    pub id: u64,
+    rx: local_sync::oneshot::Receiver<Result<Frame, Error>>,
+}
+
+impl Lane {
+    pub fn new(index: u16) -> Lane {
+        Lane { index, next_seq: Cell::new(1), pending: RefCell::new(HashMap::new()), pools: RefCell::new(HashMap::new()) }
+    }
+
+    /// A fresh upstream id on this lane.
+    pub fn next_id(&self) -> u64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set((seq + 1) & ((1 << LANE_SHIFT) - 1));
+        ((self.index as u64) << LANE_SHIFT) | seq
+    }
+
+    /// Register a request sent to `upstream` with id `id`.
+    pub fn expect(&self, id: u64, upstream: u16) -> Waiter {
+        let (tx, rx) = local_sync::oneshot::channel();
+        self.pending.borrow_mut().insert(id, Pending { upstream, tx });
+        Waiter { id, rx }
+    }
+
+    /// Forget a request (timed out or failed to send).
+    pub fn forget(&self, id: u64) {
+        self.pending.borrow_mut().remove(&id);
+    }
+
+    /// A reply arrived for one of this lane's requests.
+    pub fn complete(&self, upstream: u16, frame: Frame) {
+        let Some(id) = frame.id_u64() else { return };
+        let mut pending = self.pending.borrow_mut();
+        match pending.get(&id) {
+            Some(p) if p.upstream == upstream => {}
+            _ => {
+                tracing::debug!(upstream, id, "reply for no pending request (late or unknown); dropped");
+                return;
+            }
+        }
+        if let Some(p) = pending.remove(&id) {
+            let _ = p.tx.send(Ok(frame));
+        }
+    }
+
+    /// An upstream went away: every request this lane has in flight there fails now.
+    pub fn fail_upstream(&self, upstream: u16, error: &Error) {
+        let mut pending = self.pending.borrow_mut();
+        let ids: Vec<u64> = pending.iter().filter(|(_, p)| p.upstream == upstream).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(p) = pending.remove(&id) {
+                let _ = p.tx.send(Err(error.clone()));
+            }
+        }
+        self.pools.borrow_mut().remove(&upstream);
+    }
+
+    /// Wait for a registered request's reply, at most `timeout`.
+    pub async fn wait(&self, w: Waiter, timeout: Duration, server: &str) -> Result<Frame, Error> {
+        match monoio::time::timeout(timeout, w.rx).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => {
+                Err(Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {server:?} went away before answering")))
+            }
+            Err(_) => {
+                self.forget(w.id);
+                Err(Error::upstream(ErrorKind::UpstreamTimeout, format!("server {server:?} did not answer within {} ms", timeout.as_millis())))
+            }
+        }
+    }
+
+    pub fn take_conn(&self, upstream: u16) -> Option<TcpStream> {
+        self.pools.borrow_mut().get_mut(&upstream).and_then(Vec::pop)
+    }
+
+    pub fn put_conn(&self, upstream: u16, conn: TcpStream) {
+        let mut pools = self.pools.borrow_mut();
+        let pool = pools.entry(upstream).or_default();
+        // Bound idle connections per upstream per lane; extra ones are closed.
+        if pool.len() < 64 {
+            pool.push(conn);
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_the_lane() {
+        let lane = Lane::new(3);
+        let a = lane.next_id();
+        let b = lane.next_id();
+        assert_eq!(split_id(a), (3, 1));
+        assert_eq!(split_id(b), (3, 2));
+        assert!(a < (1u64 << 53), "ids must stay exact in JavaScript numbers");
+    }
+}

@@ -1,0 +1,308 @@
+//! Shards: one monoio runtime per core, each on its own pinned thread with its own `SO_REUSEPORT`
+//! listener; the state they share (read-mostly snapshots and the channels between lanes); and the
+//! graceful drain on stop.
+//!
+//! The driver is chosen here, on purpose: io_uring where the kernel allows it, else epoll (monoio's
+//! "legacy" driver), and each shard logs which one it got. `gateway.driver` can force either, so the
+//! two can be measured side by side.
+
+pub mod conn;
+pub mod control;
+pub mod lane;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, Driver};
+use crate::error::Error;
+use crate::jsonrpc::Frame;
+use crate::mcp::session::{SessionMsg, Sessions};
+use crate::upstream::Upstream;
+use lane::Lane;
+
+/// Messages into a lane (a shard's or the control thread's event loop).
+pub enum LaneMsg {
+    /// A stdio upstream's reply to a request this lane sent.
+    Reply { upstream: u16, frame: Frame },
+    /// An upstream died: fail what this lane has in flight there.
+    UpstreamGone { upstream: u16, error: Error },
+    Session(SessionMsg),
+    Stop,
+}
+
+/// Messages to the control thread.
+pub enum ControlMsg {
+    /// A stdio child exited.
+    Exited { upstream: u16, generation: u64 },
+    /// An upstream said one of its lists changed.
+    ListChanged { upstream: u16, generation: u64 },
+    Stop,
+}
+
+/// State every thread can read: built once at start, snapshots swapped whole.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub catalog: ArcSwap<Catalog>,
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Lane inboxes; index = lane (0 = control, 1..=N = shards).
+    pub lanes: Vec<flume::Sender<LaneMsg>>,
+    pub control: flume::Sender<ControlMsg>,
+    stopping: AtomicBool,
+    pub started: Instant,
+    pub shard_count: usize,
+    /// Shards that finished starting (listener bound).
+    pub shards_up: AtomicUsize,
+}
+
+impl Shared {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn upstream(&self, index: u16) -> Option<&Arc<Upstream>> {
+        self.upstreams.get(index as usize)
+    }
+}
+
+/// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
+pub struct ShardCtx {
+    pub shared: Arc<Shared>,
+    pub lane: Lane,
+    pub sessions: Sessions,
+    /// Requests being served right now (the drain waits for zero).
+    pub active: std::cell::Cell<usize>,
+}
+
+impl ShardCtx {
+    pub fn index(&self) -> u16 {
+        self.lane.index
+    }
+}
+
+/// Everything `run` needs to start; `Gateway::stop` ends it.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    shards: Vec<std::thread::JoinHandle<()>>,
+    control: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Start the control thread and the shards. Returns once every shard has bound its listener.
+    pub fn start(config: Config) -> Result<Gateway, String> {
+        let config = Arc::new(config);
+        let shard_count = config.gateway.shard_count();
+        let mut upstreams = Vec::new();
+        for (i, s) in config.servers.iter().enumerate() {
+            upstreams.push(Arc::new(Upstream::new(i as u16, s, config.gateway.request_timeout_ms).map_err(|e| format!("server {:?}: {e}", s.name))?));
+        }
+        let mut lane_tx = Vec::new();
+        let mut lane_rx = Vec::new();
+        for _ in 0..=shard_count {
+            let (tx, rx) = flume::unbounded();
+            lane_tx.push(tx);
+            lane_rx.push(Some(rx));
+        }
+        let (control_tx, control_rx) = flume::unbounded();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            upstreams,
+            lanes: lane_tx,
+            control: control_tx,
+            stopping: AtomicBool::new(false),
+            started: Instant::now(),
+            shard_count,
+            shards_up: AtomicUsize::new(0),
+        });
+        let addr = config.gateway.listen_addr();
+        // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+
+        let control_inbox = lane_rx[0].take().ok_or("lane 0 inbox")?;
+        let s = shared.clone();
+        let control = std::thread::Builder::new()
+            .name("switchyard-control".into())
+            .spawn(move || control::run(s, control_inbox, control_rx))
+            .map_err(|e| format!("cannot start the control thread: {e}"))?;
+
+        let cores = core_ids();
+        let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+        let mut shards = Vec::new();
+        for i in 1..=shard_count {
+            let inbox = lane_rx[i].take().ok_or("shard inbox")?;
+            let s = shared.clone();
+            let ready = ready_tx.clone();
+            let core = if config.gateway.pin && !cores.is_empty() { Some(cores[(i - 1) % cores.len()]) } else { None };
+            let driver = config.gateway.driver;
+            let h = std::thread::Builder::new()
+                .name(format!("switchyard-shard-{i}"))
+                .spawn(move || shard_main(i as u16, s, inbox, addr, core, driver, ready))
+                .map_err(|e| format!("cannot start shard {i}: {e}"))?;
+            shards.push(h);
+        }
+        drop(ready_tx);
+        for _ in 0..shard_count {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let g = Gateway { shared, shards, control: Some(control) };
+                    g.stop();
+                    return Err(e);
+                }
+                Err(_) => return Err("a shard died while starting".into()),
+            }
+        }
+        tracing::info!(%addr, shards = shard_count, "switchyard listening on http://{addr}/mcp");
+        Ok(Gateway { shared, shards, control: Some(control) })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stop: shards stop accepting and drain in-flight requests, then upstreams are stopped.
+    pub fn stop(mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        for lane in self.shared.lanes.iter().skip(1) {
+            let _ = lane.send(LaneMsg::Stop);
+        }
+        for h in self.shards.drain(..) {
+            let _ = h.join();
+        }
+        let _ = self.shared.control.send(ControlMsg::Stop);
+        if let Some(c) = self.control.take() {
+            let _ = c.join();
+        }
+        tracing::info!("switchyard stopped");
+    }
+}
+
+fn core_ids() -> Vec<usize> {
+    // The cores this process may run on, in order.
+    // Safety: zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it for this thread.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    if !ok {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+}
+
+type Rt = monoio::FusionRuntime<monoio::time::TimeDriver<monoio::IoUringDriver>, monoio::time::TimeDriver<monoio::LegacyDriver>>;
+
+/// Build an event loop with the chosen driver.
+pub fn build_runtime(driver: Driver) -> std::io::Result<Rt> {
+    let entries = 1024;
+    match driver {
+        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new().with_entries(entries).enable_timer().build(),
+        Driver::IoUring => {
+            if !monoio::utils::detect_uring() {
+                return Err(std::io::Error::other("io_uring was asked for but this kernel does not allow it"));
+            }
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().with_entries(entries).enable_timer().build().map(monoio::FusionRuntime::Uring)
+        }
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().map(monoio::FusionRuntime::Legacy),
+    }
+}
+
+pub fn driver_name(rt: &Rt) -> &'static str {
+    match rt {
+        monoio::FusionRuntime::Uring(_) => "io_uring",
+        monoio::FusionRuntime::Legacy(_) => "epoll",
+    }
+}
+
+fn shard_main(index: u16, shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, addr: SocketAddr, core: Option<usize>, driver: Driver, ready: flume::Sender<Result<(), String>>) {
+    if let Some(c) = core {
+        if let Err(e) = monoio::utils::bind_to_cpu_set([c]) {
+            tracing::warn!(shard = index, core = c, "could not pin the shard: {e}");
+        }
+    }
+    let mut rt = match build_runtime(driver) {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {index}: cannot build its event loop: {e}")));
+            return;
+        }
+    };
+    tracing::info!(shard = index, driver = driver_name(&rt), core = ?core, "shard started");
+    rt.block_on(async move {
+        let opts = monoio::net::ListenerOpts::new().reuse_port(true).reuse_addr(true).backlog(4096);
+        let listener = match monoio::net::TcpListener::bind_with_config(addr, &opts) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {index}: cannot listen on {addr}: {e}")));
+                return;
+            }
+        };
+        let ctx = Rc::new(ShardCtx { shared: shared.clone(), lane: Lane::new(index), sessions: Sessions::default(), active: std::cell::Cell::new(0) });
+        let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
+        monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
+        monoio::spawn(session_sweeper(ctx.clone()));
+        shared.shards_up.fetch_add(1, Ordering::AcqRel);
+        let _ = ready.send(Ok(()));
+        loop {
+            monoio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        monoio::spawn(conn::serve(ctx.clone(), stream, peer));
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard = index, "accept failed: {e}");
+                        monoio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                _ = &mut stop_rx => break,
+            }
+        }
+        drop(listener);
+        // Drain: requests already accepted finish (bounded), then the loop ends and idle
+        // connections close with it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ctx.active.get() > 0 && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if ctx.active.get() > 0 {
+            tracing::warn!(shard = index, left = ctx.active.get(), "drain timed out");
+        }
+    });
+}
+
+/// Messages from other threads to this shard.
+async fn inbox_loop(ctx: Rc<ShardCtx>, inbox: flume::Receiver<LaneMsg>, stop: local_sync::oneshot::Sender<()>) {
+    let mut stop = Some(stop);
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            LaneMsg::Reply { upstream, frame } => ctx.lane.complete(upstream, frame),
+            LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
+            LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
+            LaneMsg::Stop => {
+                if let Some(s) = stop.take() {
+                    let _ = s.send(());
+                }
+            }
+        }
+    }
+}
+
+async fn session_sweeper(ctx: Rc<ShardCtx>) {
+    let idle = Duration::from_millis(ctx.shared.config.gateway.session_idle_timeout_ms);
+    let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        monoio::time::sleep(every).await;
+        for id in ctx.sessions.expire(ctx.index(), idle) {
+            tracing::debug!(session = %id, "session expired");
+            for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
+                if i != ctx.index() as usize {
+                    let _ = lane.send(LaneMsg::Session(SessionMsg::Forget { id: id.clone() }));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Era detection and the handshake with an upstream, for both eras.
+//!
+//! A modern (2026-07-28) server answers `server/discover`; anything else — an error, a non-modern
+//! HTTP 4xx, silence until the probe timeout — means legacy, and the gateway sends `initialize` and
+//! `notifications/initialized` and speaks the negotiated legacy revision from then on.
+
+use serde_json::{json, Value};
+
+/// The stateless revision.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// The legacy revisions the gateway speaks, newest first.
+pub const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_CLIENT: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_SERVER: &str = "io.modelcontextprotocol/serverInfo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    Modern,
+    Legacy,
+}
+
+/// What an upstream told us about itself.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub era: Era,
+    /// The revision spoken with it.
+    pub version: String,
+    pub capabilities: Value,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+}
+
+impl Handshake {
+    pub fn has_capability(&self, cap: &str) -> bool {
+        self.capabilities.get(cap).is_some_and(|v| !v.is_null())
+    }
+
+    /// From a `server/discover` result; `None` when it does not offer the modern revision.
+    pub fn from_discover(result: &Value) -> Option<Handshake> {
+        let versions = result.get("supportedVersions")?.as_array()?;
+        if !versions.iter().any(|v| v.as_str() == Some(MODERN_VERSION)) {
+            return None;
+        }
+        Some(Handshake {
+            era: Era::Modern,
+            version: MODERN_VERSION.into(),
+            capabilities: result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            server_info: result.pointer("/_meta/io.modelcontextprotocol~1serverInfo").cloned().unwrap_or_else(|| json!({})),
+            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+
+    /// From an `initialize` result; an error when the server chose a revision we do not speak.
+    pub fn from_initialize(result: &Value) -> Result<Handshake, String> {
+        let version = result.get("protocolVersion").and_then(Value::as_str).ok_or("initialize result has no protocolVersion")?;
+        if !LEGACY_VERSIONS.contains(&version) {
+            return Err(format!("server chose protocol version {version:?}, which switchyard does not speak"));
+        }
+        Ok(Handshake {
+            era: Era::Legacy,
+            version: version.into(),
+            capabilities: result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            server_info: result.get("serverInfo").cloned().unwrap_or_else(|| json!({})),
+            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+}
+
+fn client_info() -> Value {
+    json!({"name": "switchyard", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The `_meta` members every modern request carries from the gateway (without braces).
+fn modern_meta_members() -> String {
+    format!(
+        "\"{META_VERSION}\":\"{MODERN_VERSION}\",\"{META_CAPS}\":{{}},\"{META_CLIENT}\":{}",
+        client_info()
+    )
+}
+
+/// `server/discover` params.
+pub fn discover_params() -> Vec<u8> {
+    format!("{{\"_meta\":{{{}}}}}", modern_meta_members()).into_bytes()
+}
+
+/// `initialize` params.
+pub fn initialize_params() -> Vec<u8> {
+    json!({
+        "protocolVersion": LEGACY_VERSIONS[0],
+        "capabilities": {},
+        "clientInfo": client_info(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Params with the modern per-request `_meta` members added where the client did not already give
+/// them (a modern client's own `_meta` is forwarded as it is).
+pub fn with_modern_meta(params: Option<&[u8]>) -> Vec<u8> {
+    let members = modern_meta_members();
+    let Some(params) = params else {
+        return format!("{{\"_meta\":{{{members}}}}}").into_bytes();
+    };
+    let frame_meta = sonic_rs::get(params, ["_meta"]).ok();
+    match frame_meta {
+        Some(meta) => {
+            if sonic_rs::get(meta.as_raw_str(), [META_VERSION]).is_ok() {
+                return params.to_vec();
+            }
+            // Insert our members at the start of the existing _meta object.
+            let raw = meta.as_raw_str().as_bytes();
+            let start = raw.as_ptr() as usize - params.as_ptr() as usize;
+            let empty = raw.iter().skip(1).all(|b| b.is_ascii_whitespace() || *b == b'}');
+            let mut out = Vec::with_capacity(params.len() + members.len() + 2);
+            out.extend_from_slice(&params[..start + 1]);
+            out.extend_from_slice(members.as_bytes());
+            if !empty {
+                out.push(b',');
+            }
+            out.extend_from_slice(&params[start + 1..]);
+            out
+        }
+        None => {
+            let open = params.iter().position(|&b| b == b'{').unwrap_or(0);
+            let empty = params[open + 1..].iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+            let mut out = Vec::with_capacity(params.len() + members.len() + 12);
+            out.extend_from_slice(&params[..open + 1]);
+            out.extend_from_slice(b"\"_meta\":{");
+            out.extend_from_slice(members.as_bytes());
+            out.push(b'}');
+            if !empty {
+                out.push(b',');
+            }
+            out.extend_from_slice(&params[open + 1..]);
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn modern_meta_is_added_once() {
+        let p = v(&with_modern_meta(None));
+        assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
+        let p = v(&with_modern_meta(Some(b"{}")));
+        assert_eq!(p["_meta"][META_CAPS], json!({}));
+        let p = v(&with_modern_meta(Some(br#"{"name":"x","_meta":{"progressToken":5}}"#)));
+        assert_eq!(p["_meta"]["progressToken"], 5);
+        assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
+        assert_eq!(p["name"], "x");
+        let p = v(&with_modern_meta(Some(br#"{"_meta":{}}"#)));
+        assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
+        let own = br#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"x":{}}}}"#;
+        assert_eq!(with_modern_meta(Some(own)), own.to_vec());
+    }
+
+    #[test]
+    fn handshakes() {
+        let d = json!({"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},
+            "_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s","version":"1"}},"instructions":"hi"});
+        let h = Handshake::from_discover(&d).unwrap();
+        assert_eq!(h.era, Era::Modern);
+        assert_eq!(h.server_info["name"], "s");
+        assert!(h.has_capability("tools") && !h.has_capability("prompts"));
+        assert!(Handshake::from_discover(&json!({"supportedVersions":["2030-01-01"]})).is_none());
+        let i = json!({"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"x","version":"1"}});
+        assert_eq!(Handshake::from_initialize(&i).unwrap().version, "2025-06-18");
+        assert!(Handshake::from_initialize(&json!({"protocolVersion":"1999-01-01"})).is_err());
+    }
+}

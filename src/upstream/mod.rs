@@ -1,0 +1,114 @@
+//! Upstream MCP servers: one closed enum of transports (`stdio`, `http`), the handshake that detects
+//! each server's era (probe `server/discover`, fall back to `initialize`), and the one `call` every
+//! lane uses to send a request and await its reply.
+
+pub mod handshake;
+pub mod http;
+pub mod stdio;
+pub mod supervisor;
+
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config;
+use crate::error::{Error, ErrorKind};
+use crate::jsonrpc::Frame;
+use crate::shard::lane::Lane;
+use crate::shard::Shared;
+
+pub use handshake::{Era, Handshake, MODERN_VERSION};
+
+/// Where an upstream stands.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Starting,
+    Ready(Arc<Handshake>),
+    Down { reason: String, since: Instant },
+    Disabled,
+}
+
+impl Status {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::Ready(_) => "ready",
+            Status::Down { .. } => "down",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+/// The transports, as a closed enum (agentgateway's habit), not trait objects.
+pub enum Transport {
+    Stdio(stdio::StdioUpstream),
+    Http(http::HttpUpstream),
+}
+
+pub struct Upstream {
+    pub index: u16,
+    pub name: String,
+    pub config: config::Server,
+    pub status: ArcSwap<Status>,
+    pub transport: Transport,
+    pub request_timeout: Duration,
+    /// What we learned of its era (see `supervisor`), kept across restarts.
+    pub era_hint: AtomicU8,
+}
+
+impl Upstream {
+    pub fn new(index: u16, cfg: &config::Server, default_timeout_ms: u64) -> Result<Upstream, String> {
+        let transport = match &cfg.transport {
+            config::Transport::Stdio { .. } => Transport::Stdio(stdio::StdioUpstream::default()),
+            config::Transport::Http { url, headers } => Transport::Http(http::HttpUpstream::new(url, headers)?),
+        };
+        Ok(Upstream {
+            index,
+            name: cfg.name.clone(),
+            config: cfg.clone(),
+            status: ArcSwap::from_pointee(if cfg.enabled { Status::Starting } else { Status::Disabled }),
+            transport,
+            request_timeout: Duration::from_millis(cfg.request_timeout_ms.unwrap_or(default_timeout_ms)),
+            era_hint: AtomicU8::new(supervisor::HINT_UNKNOWN),
+        })
+    }
+
+    /// The handshake when ready.
+    pub fn ready(&self) -> Option<Arc<Handshake>> {
+        match &**self.status.load() {
+            Status::Ready(h) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    fn unavailable(&self) -> Error {
+        let why = match &**self.status.load() {
+            Status::Down { reason, .. } => format!("server {:?} is unavailable: {reason}", self.name),
+            Status::Starting => format!("server {:?} is still starting", self.name),
+            Status::Disabled => format!("server {:?} is disabled", self.name),
+            Status::Ready(_) => format!("server {:?} is unavailable", self.name),
+        };
+        Error::upstream(ErrorKind::UpstreamUnavailable, why)
+    }
+}
+
+/// Send one request to `up` from `lane` and await the reply frame (a response or an error response,
+/// with the upstream's id: the caller re-addresses it). `params` are forwarded as given, except that a
+/// modern upstream gets the per-request `_meta` it requires.
+pub async fn call(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, params: Option<&[u8]>, name: Option<&str>) -> Result<Frame, Error> {
+    let Some(hs) = up.ready() else { return Err(up.unavailable()) };
+    let injected;
+    let params = if hs.era == Era::Modern {
+        injected = handshake::with_modern_meta(params);
+        Some(injected.as_slice())
+    } else {
+        params
+    };
+    let deadline = Instant::now() + up.request_timeout;
+    match &up.transport {
+        Transport::Stdio(s) => s.call(lane, up, method, params, deadline).await,
+        Transport::Http(h) => h.call(shared, lane, up, &hs, method, params, name, deadline).await,
+    }
+}

@@ -1,0 +1,113 @@
+//! Bringing upstreams up and keeping them up (control thread): spawn or connect, handshake in the
+//! server's era, fetch its lists; on failure or death, retry with exponential backoff.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::handshake::{self, Handshake};
+use super::{Status, Transport, Upstream};
+use crate::catalog::UpstreamLists;
+use crate::error::{Error, ErrorKind};
+use crate::jsonrpc::Kind;
+use crate::shard::lane::Lane;
+use crate::shard::Shared;
+
+/// Era hints kept across restarts of one upstream.
+pub const HINT_UNKNOWN: u8 = 0;
+pub const HINT_LEGACY: u8 = 2;
+
+/// Longest wait between retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Start (or restart) one upstream and handshake with it.
+pub async fn start(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>) -> Result<Handshake, Error> {
+    let deadline = Instant::now() + Duration::from_millis(up.config.startup_timeout_ms);
+    let try_modern = up.era_hint.load(Ordering::Relaxed) != HINT_LEGACY;
+    let hs = match &up.transport {
+        Transport::Stdio(s) => {
+            s.spawn(shared, up).map_err(|e| Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} failed to start: {e}", up.name)))?;
+            let mut found = None;
+            if try_modern {
+                // Probe the modern revision first; silence or any error means legacy.
+                let probe_deadline = deadline.min(Instant::now() + Duration::from_secs(5));
+                match s.request(lane, up, "server/discover", Some(&handshake::discover_params()), probe_deadline).await {
+                    Ok(f) if f.kind == Kind::Response => {
+                        found = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()).and_then(|r| Handshake::from_discover(&r));
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind == ErrorKind::UpstreamUnavailable => {
+                        // Some legacy servers exit on any request before initialize.
+                        up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            match found {
+                Some(h) => h,
+                None => {
+                    let f = s.request(lane, up, "initialize", Some(&handshake::initialize_params()), deadline).await?;
+                    let result = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()).ok_or_else(|| {
+                        Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} refused initialize: {}", up.name, String::from_utf8_lossy(f.error_raw().unwrap_or(b""))))
+                    })?;
+                    let h = Handshake::from_initialize(&result).map_err(|e| Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?}: {e}", up.name)))?;
+                    s.notify("notifications/initialized", None);
+                    h
+                }
+            }
+        }
+        Transport::Http(h) => h.handshake(lane, up, deadline, try_modern).await?,
+    };
+    if hs.era == handshake::Era::Legacy {
+        up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
+    }
+    Ok(hs)
+}
+
+/// Fetch every list the upstream offers, following its cursors.
+pub async fn fetch_lists(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake) -> Result<UpstreamLists, Error> {
+    let mut lists = UpstreamLists::default();
+    if hs.has_capability("tools") {
+        lists.tools = fetch_all(shared, lane, up, "tools/list", "tools").await?;
+    }
+    if hs.has_capability("prompts") {
+        lists.prompts = fetch_all(shared, lane, up, "prompts/list", "prompts").await?;
+    }
+    if hs.has_capability("resources") {
+        lists.resources = fetch_all(shared, lane, up, "resources/list", "resources").await?;
+        // Templates are optional even for resource servers.
+        lists.templates = fetch_all(shared, lane, up, "resources/templates/list", "resourceTemplates").await.unwrap_or_default();
+    }
+    Ok(lists)
+}
+
+async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, key: &str) -> Result<Vec<Value>, Error> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let params = match &cursor {
+            Some(c) => serde_json::json!({ "cursor": c }).to_string(),
+            None => "{}".to_owned(),
+        };
+        let f = super::call(shared, lane, up, method, Some(params.as_bytes()), None).await?;
+        let Some(result) = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()) else {
+            return Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} failed {method}: {}", up.name, String::from_utf8_lossy(f.error_raw().unwrap_or(b"")))));
+        };
+        if let Some(items) = result.get(key).and_then(Value::as_array) {
+            out.extend(items.iter().cloned());
+        }
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) if !c.is_empty() && cursor.as_deref() != Some(c) => cursor = Some(c.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+    Ok(out)
+}
+
+/// Mark an upstream down.
+pub fn mark_down(up: &Upstream, reason: String) {
+    up.status.store(Arc::new(Status::Down { reason, since: Instant::now() }));
+}
