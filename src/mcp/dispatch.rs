@@ -52,12 +52,12 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
         (Method::ResourceTemplatesList, _) => list(ex, &catalog.templates_list),
         (Method::ToolsCall, _) => {
             let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name"))?;
-            let route = catalog.tools.get(name.as_ref()).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown tool: {name}")))?;
+            let route = catalog.tools.get(name.as_ref()).cloned().ok_or_else(|| unknown(ctx, "tool", &name))?;
             forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
         }
         (Method::PromptsGet, _) => {
             let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "prompts/get needs params.name"))?;
-            let route = catalog.prompts.get(name.as_ref()).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}")))?;
+            let route = catalog.prompts.get(name.as_ref()).cloned().ok_or_else(|| unknown(ctx, "prompt", &name))?;
             forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
         }
         (Method::ResourcesRead, _) => {
@@ -80,6 +80,20 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             let name = ex.frame.method().unwrap_or_default().into_owned();
             let why = if m == Method::Other { "Method not found" } else { "Method not supported by switchyard for this protocol revision" };
             Err(Error::downstream(ErrorKind::MethodNotFound, format!("{why}: {name}")))
+        }
+    }
+}
+
+/// An unknown tool or prompt. When its name carries the prefix of a server that is not up (it never
+/// listed anything), say that server is unavailable rather than that the name is unknown.
+fn unknown(ctx: &ShardCtx, what: &str, name: &str) -> Error {
+    let sep = &ctx.shared.config.naming.separator;
+    let down = ctx.shared.upstreams.iter().find(|u| u.ready().is_none() && name.strip_prefix(u.name.as_str()).is_some_and(|rest| rest.starts_with(sep.as_str())));
+    match down {
+        Some(u) => u.unavailable(),
+        None => {
+            let what = if what == "tool" { "Unknown tool" } else { "Unknown prompt" };
+            Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
         }
     }
 }

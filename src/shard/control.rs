@@ -44,8 +44,8 @@ pub fn run(shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, control: flume:
             match msg {
                 ControlMsg::Exited { upstream, generation: _ } => {
                     let Some(up) = shared.upstream(upstream).cloned() else { continue };
-                    st.lists.borrow_mut()[upstream as usize] = None;
-                    publish(&st);
+                    // Its lists stay published while it restarts: a call to one of its tools then
+                    // gets "server X is unavailable", not "unknown tool".
                     if !shared.is_stopping() && !st.starting.borrow()[upstream as usize] {
                         monoio::spawn(bring_up(st.clone(), up, Duration::from_millis(500)));
                     }
@@ -89,7 +89,6 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
         let res = async {
             let hs = supervisor::start(&st.shared, &st.lane, &up).await?;
             let hs = Arc::new(hs);
-            up.status.store(Arc::new(Status::Ready(hs.clone())));
             let lists = supervisor::fetch_lists(&st.shared, &st.lane, &up, &hs).await?;
             Ok::<_, crate::error::Error>((hs, lists))
         }
@@ -98,6 +97,8 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
             Ok((hs, lists)) => {
                 tracing::info!(server = %up.name, era = %hs.version, tools = lists.tools.len(), prompts = lists.prompts.len(), resources = lists.resources.len(), "upstream ready");
                 st.lists.borrow_mut()[i] = Some(lists);
+                // Ready only once its lists are published, so /health "ready" means callable.
+                up.set_ready(hs);
                 publish(&st);
                 break;
             }
@@ -131,7 +132,8 @@ fn publish(st: &State) {
     let gen = st.generation.get() + 1;
     st.generation.set(gen);
     let lists = st.lists.borrow();
-    let handshakes: Vec<_> = st.shared.upstreams.iter().map(|u| u.ready()).collect();
+    // Ready upstreams, and down ones that were ready before (their last lists stay listed).
+    let handshakes: Vec<_> = st.shared.upstreams.iter().map(|u| u.ready().or_else(|| u.last_handshake())).collect();
     let parts: Vec<Part<'_>> = st
         .shared
         .upstreams

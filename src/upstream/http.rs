@@ -205,11 +205,9 @@ fn find_reply(up: &Upstream, out: &PostOutcome, id: u64) -> Result<Frame, Error>
 /// An `Mcp-Name`-style header value: plain when it is safe ASCII, else `=?base64?…?=`.
 pub fn encode_header_value(v: &str) -> String {
     use base64::Engine;
-    let plain = !v.is_empty()
-        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !v.starts_with(' ')
-        && !v.ends_with(' ')
-        && !(v.starts_with("=?base64?") && v.ends_with("?="));
+    let looks_encoded = v.starts_with("=?base64?") && v.ends_with("?=");
+    let safe_ascii = v.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let plain = !v.is_empty() && safe_ascii && !v.starts_with(' ') && !v.ends_with(' ') && !looks_encoded;
     if plain {
         v.to_owned()
     } else {

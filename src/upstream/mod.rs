@@ -56,6 +56,7 @@ pub struct Upstream {
     pub request_timeout: Duration,
     /// What we learned of its era (see `supervisor`), kept across restarts.
     pub era_hint: AtomicU8,
+    last_handshake: arc_swap::ArcSwapOption<Handshake>,
 }
 
 impl Upstream {
@@ -72,10 +73,16 @@ impl Upstream {
             transport,
             request_timeout: Duration::from_millis(cfg.request_timeout_ms.unwrap_or(default_timeout_ms)),
             era_hint: AtomicU8::new(supervisor::HINT_UNKNOWN),
+            last_handshake: arc_swap::ArcSwapOption::empty(),
         })
     }
 
     /// The handshake when ready.
+    pub fn set_ready(&self, hs: Arc<Handshake>) {
+        self.last_handshake.store(Some(hs.clone()));
+        self.status.store(Arc::new(Status::Ready(hs)));
+    }
+
     pub fn ready(&self) -> Option<Arc<Handshake>> {
         match &**self.status.load() {
             Status::Ready(h) => Some(h.clone()),
@@ -83,7 +90,12 @@ impl Upstream {
         }
     }
 
-    fn unavailable(&self) -> Error {
+    /// The handshake of its last successful start, if any.
+    pub fn last_handshake(&self) -> Option<Arc<Handshake>> {
+        self.last_handshake.load_full()
+    }
+
+    pub fn unavailable(&self) -> Error {
         let why = match &**self.status.load() {
             Status::Down { reason, .. } => format!("server {:?} is unavailable: {reason}", self.name),
             Status::Starting => format!("server {:?} is still starting", self.name),
@@ -99,6 +111,12 @@ impl Upstream {
 /// modern upstream gets the per-request `_meta` it requires.
 pub async fn call(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, params: Option<&[u8]>, name: Option<&str>) -> Result<Frame, Error> {
     let Some(hs) = up.ready() else { return Err(up.unavailable()) };
+    call_with(shared, lane, up, &hs, method, params, name).await
+}
+
+/// `call` with a given handshake, whatever the upstream's published status (bring-up uses it to
+/// fetch lists before the upstream is announced ready).
+pub async fn call_with(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, method: &str, params: Option<&[u8]>, name: Option<&str>) -> Result<Frame, Error> {
     let injected;
     let params = if hs.era == Era::Modern {
         injected = handshake::with_modern_meta(params);
@@ -109,6 +127,6 @@ pub async fn call(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, par
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
         Transport::Stdio(s) => s.call(lane, up, method, params, deadline).await,
-        Transport::Http(h) => h.call(shared, lane, up, &hs, method, params, name, deadline).await,
+        Transport::Http(h) => h.call(shared, lane, up, hs, method, params, name, deadline).await,
     }
 }

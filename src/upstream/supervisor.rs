@@ -71,20 +71,20 @@ pub async fn start(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>) -> Res
 pub async fn fetch_lists(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake) -> Result<UpstreamLists, Error> {
     let mut lists = UpstreamLists::default();
     if hs.has_capability("tools") {
-        lists.tools = fetch_all(shared, lane, up, "tools/list", "tools").await?;
+        lists.tools = fetch_all(shared, lane, up, hs, "tools/list", "tools").await?;
     }
     if hs.has_capability("prompts") {
-        lists.prompts = fetch_all(shared, lane, up, "prompts/list", "prompts").await?;
+        lists.prompts = fetch_all(shared, lane, up, hs, "prompts/list", "prompts").await?;
     }
     if hs.has_capability("resources") {
-        lists.resources = fetch_all(shared, lane, up, "resources/list", "resources").await?;
+        lists.resources = fetch_all(shared, lane, up, hs, "resources/list", "resources").await?;
         // Templates are optional even for resource servers.
-        lists.templates = fetch_all(shared, lane, up, "resources/templates/list", "resourceTemplates").await.unwrap_or_default();
+        lists.templates = fetch_all(shared, lane, up, hs, "resources/templates/list", "resourceTemplates").await.unwrap_or_default();
     }
     Ok(lists)
 }
 
-async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, key: &str) -> Result<Vec<Value>, Error> {
+async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, method: &str, key: &str) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1000 {
@@ -92,7 +92,7 @@ async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, ke
             Some(c) => serde_json::json!({ "cursor": c }).to_string(),
             None => "{}".to_owned(),
         };
-        let f = super::call(shared, lane, up, method, Some(params.as_bytes()), None).await?;
+        let f = super::call_with(shared, lane, up, hs, method, Some(params.as_bytes()), None).await?;
         let Some(result) = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()) else {
             return Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} failed {method}: {}", up.name, String::from_utf8_lossy(f.error_raw().unwrap_or(b"")))));
         };
