@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "switchyard", version, about = "A thread-per-core MCP gateway: many MCP servers presented as one")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A thread-per-core MCP gateway: many MCP servers presented as one"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -18,7 +22,12 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// Configuration file.
-    #[arg(long, short, env = "SWITCHYARD_CONFIG", default_value = "config/switchyard.toml")]
+    #[arg(
+        long,
+        short,
+        env = "SWITCHYARD_CONFIG",
+        default_value = "config/switchyard.toml"
+    )]
     pub config: PathBuf,
     /// Override `gateway.listen` (host:port).
     #[arg(long)]

@@ -96,7 +96,9 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             // JSON-RPC level errors of a well-formed exchange travel in a 200.
-            ErrorKind::MethodNotFound | ErrorKind::InvalidParams | ErrorKind::ResourceNotFound => 200,
+            ErrorKind::MethodNotFound | ErrorKind::InvalidParams | ErrorKind::ResourceNotFound => {
+                200
+            }
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::ShuttingDown => 503,
@@ -125,7 +127,13 @@ impl Error {
             kind,
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout | ErrorKind::ShuttingDown
         );
-        Error { kind, origin: source, retryable, context: context.into(), data: None }
+        Error {
+            kind,
+            origin: source,
+            retryable,
+            context: context.into(),
+            data: None,
+        }
     }
 
     /// A client's mistake.

@@ -26,13 +26,25 @@ fn main() -> ExitCode {
         }
         Some(Command::Check(args)) => match cli::load(&args) {
             Ok(c) => {
-                println!("{}: ok — listen {}, {} shard(s), {} server(s)", c.path.display(), c.gateway.listen_addr(), c.gateway.shard_count(), c.servers.len());
+                println!(
+                    "{}: ok — listen {}, {} shard(s), {} server(s)",
+                    c.path.display(),
+                    c.gateway.listen_addr(),
+                    c.gateway.shard_count(),
+                    c.servers.len()
+                );
                 for s in &c.servers {
                     let what = match &s.transport {
-                        switchyard::config::Transport::Stdio { command, args, .. } => format!("stdio: {command} {}", args.join(" ")),
+                        switchyard::config::Transport::Stdio { command, args, .. } => {
+                            format!("stdio: {command} {}", args.join(" "))
+                        }
                         switchyard::config::Transport::Http { url, .. } => format!("http: {url}"),
                     };
-                    println!("  {}{} — {what}", s.name, if s.enabled { "" } else { " (disabled)" });
+                    println!(
+                        "  {}{} — {what}",
+                        s.name,
+                        if s.enabled { "" } else { " (disabled)" }
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -47,10 +59,16 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }
 
 fn run(args: &cli::RunArgs) -> ExitCode {
@@ -62,7 +80,10 @@ fn run(args: &cli::RunArgs) -> ExitCode {
         }
     };
     // Block the stop signals before any thread starts so only the waiting thread sees them.
-    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot install signal handlers: {e}");

@@ -31,7 +31,10 @@ impl Drop for Gateway {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -41,14 +44,30 @@ fn start(servers: &str, shards: usize) -> Gateway {
     let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let cfg = dir.join("gw.toml");
-    std::fs::write(&cfg, format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{servers}")).expect("config");
-    let child = Command::new(BIN).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the gateway");
-    let gw = Gateway { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: TempDir(dir) };
+    std::fs::write(
+        &cfg,
+        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{servers}"),
+    )
+    .expect("config");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway");
+    let gw = Gateway {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: TempDir(dir),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok((200, _, body)) = request(gw.addr, "GET", "/health", &[], None) {
             let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let settled = v["upstreams"].as_array().is_some_and(|u| u.iter().all(|u| u["state"] != "starting"));
+            let settled = v["upstreams"]
+                .as_array()
+                .is_some_and(|u| u.iter().all(|u| u["state"] != "starting"));
             if settled {
                 return gw;
             }
@@ -60,8 +79,17 @@ fn start(servers: &str, shards: usize) -> Gateway {
 
 const DEMOS: &str = "[[servers]]\nname = \"util\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"util\"]\n\n[[servers]]\nname = \"notes\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"notes\"]\n";
 
-/// One request on a new connection: (status, headers lowercased, body).
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+/// Status, headers (names lowercased) and body of one answer.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One request on a new connection.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -79,7 +107,11 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let status: u16 = line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let mut hs = Vec::new();
     loop {
         line.clear();
@@ -97,20 +129,35 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
     Ok((status, hs, body))
 }
 
-const JSON: [(&str, &str); 2] = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+const JSON: [(&str, &str); 2] = [
+    ("Content-Type", "application/json"),
+    ("Accept", "application/json, text/event-stream"),
+];
 
-fn post(addr: SocketAddr, extra: &[(&str, &str)], body: &Value) -> (u16, Vec<(String, String)>, Value) {
+fn post(
+    addr: SocketAddr,
+    extra: &[(&str, &str)],
+    body: &Value,
+) -> (u16, Vec<(String, String)>, Value) {
     let mut h: Vec<(&str, &str)> = JSON.to_vec();
     h.extend_from_slice(extra);
-    let (s, hs, b) = request(addr, "POST", "/mcp", &h, Some(body.to_string().as_bytes())).expect("request");
+    let (s, hs, b) =
+        request(addr, "POST", "/mcp", &h, Some(body.to_string().as_bytes())).expect("request");
     (s, hs, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
 fn initialize(addr: SocketAddr) -> String {
-    let (s, hs, v) = post(addr, &[], &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    let (s, hs, v) = post(
+        addr,
+        &[],
+        &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
-    hs.into_iter().find(|(k, _)| k == "mcp-session-id").map(|(_, v)| v).expect("a session id")
+    hs.into_iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v)
+        .expect("a session id")
 }
 
 #[test]
@@ -120,16 +167,25 @@ fn a_session_is_served_by_every_shard_until_deleted() {
     // New connections spread over both shards (SO_REUSEPORT hashes the client port); every one
     // must know the session.
     for i in 0..40 {
-        let (s, _, v) = post(gw.addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"util__echo","arguments":{"message":format!("m{i}")}}}));
+        let (s, _, v) = post(
+            gw.addr,
+            &[("Mcp-Session-Id", &sid)],
+            &json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"util__echo","arguments":{"message":format!("m{i}")}}}),
+        );
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["id"], i);
         assert_eq!(v["result"]["content"][0]["text"], format!("m{i}"));
     }
-    let (s, _, _) = request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None).expect("delete");
+    let (s, _, _) =
+        request(gw.addr, "DELETE", "/mcp", &[("Mcp-Session-Id", &sid)], None).expect("delete");
     assert_eq!(s, 200);
     std::thread::sleep(Duration::from_millis(50));
     for i in 0..20 {
-        let (s, _, v) = post(gw.addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":i,"method":"tools/list"}));
+        let (s, _, v) = post(
+            gw.addr,
+            &[("Mcp-Session-Id", &sid)],
+            &json!({"jsonrpc":"2.0","id":i,"method":"tools/list"}),
+        );
         assert_eq!(s, 404, "{v}");
     }
 }
@@ -139,7 +195,11 @@ fn modern_requests_need_no_session_and_are_checked_against_headers() {
     let gw = start(DEMOS, 2);
     let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
     let call = json!({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"util__add","arguments":{"a":2,"b":40},"_meta":meta}});
-    let good = [("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", "util__add")];
+    let good = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "util__add"),
+    ];
     for _ in 0..10 {
         let (s, _, v) = post(gw.addr, &good, &call);
         assert_eq!(s, 200, "{v}");
@@ -147,26 +207,65 @@ fn modern_requests_need_no_session_and_are_checked_against_headers() {
         assert_eq!(v["result"]["resultType"], "complete");
     }
     // Header disagreeing with the body, or missing.
-    let (s, _, v) = post(gw.addr, &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", "util__echo")], &call);
+    let (s, _, v) = post(
+        gw.addr,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "util__echo"),
+        ],
+        &call,
+    );
     assert_eq!((s, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
-    let (s, _, v) = post(gw.addr, &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Name", "util__add")], &call);
+    let (s, _, v) = post(
+        gw.addr,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Name", "util__add"),
+        ],
+        &call,
+    );
     assert_eq!((s, v["error"]["code"].as_i64()), (400, Some(-32020)), "{v}");
     // A version the gateway does not speak.
     let old = json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}});
-    let (s, _, v) = post(gw.addr, &[("MCP-Protocol-Version", "2099-01-01"), ("Mcp-Method", "tools/list")], &old);
+    let (s, _, v) = post(
+        gw.addr,
+        &[
+            ("MCP-Protocol-Version", "2099-01-01"),
+            ("Mcp-Method", "tools/list"),
+        ],
+        &old,
+    );
     assert_eq!((s, v["error"]["code"].as_i64()), (400, Some(-32022)), "{v}");
     assert_eq!(v["error"]["data"]["supported"][0], "2026-07-28");
     // A method the gateway does not implement is a 404 in this revision.
     let m = json!({"jsonrpc":"2.0","id":2,"method":"nope/nope","params":{"_meta":meta}});
-    let (s, _, v) = post(gw.addr, &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "nope/nope")], &m);
+    let (s, _, v) = post(
+        gw.addr,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "nope/nope"),
+        ],
+        &m,
+    );
     assert_eq!((s, v["error"]["code"].as_i64()), (404, Some(-32601)), "{v}");
     // server/discover describes the gateway.
     let d = json!({"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":meta}});
-    let (s, _, v) = post(gw.addr, &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "server/discover")], &d);
+    let (s, _, v) = post(
+        gw.addr,
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+        &d,
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["supportedVersions"][0], "2026-07-28");
     assert!(v["result"]["capabilities"]["tools"].is_object());
-    assert!(v["result"]["instructions"].as_str().unwrap_or("").contains("## util"));
+    assert!(v["result"]["instructions"]
+        .as_str()
+        .unwrap_or("")
+        .contains("## util"));
 }
 
 #[test]
@@ -176,17 +275,40 @@ fn a_dead_server_is_named_in_the_error_and_the_others_still_work() {
     let (_, _, body) = request(gw.addr, "GET", "/health", &[], None).expect("health");
     let h: Value = serde_json::from_slice(&body).expect("health json");
     assert_eq!(h["status"], "degraded");
-    let broken = h["upstreams"].as_array().and_then(|u| u.iter().find(|u| u["name"] == "broken")).cloned().unwrap_or_default();
+    let broken = h["upstreams"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["name"] == "broken"))
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(broken["state"], "down", "{h}");
     let sid = initialize(gw.addr);
     let started = Instant::now();
-    let (s, _, v) = post(gw.addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"broken__anything","arguments":{}}}));
+    let (s, _, v) = post(
+        gw.addr,
+        &[("Mcp-Session-Id", &sid)],
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"broken__anything","arguments":{}}}),
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "no hang");
     assert_eq!((s, v["error"]["code"].as_i64()), (502, Some(-32050)), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("\"broken\""), "{v}");
-    let (s, _, v) = post(gw.addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes__list_notes","arguments":{}}}));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"broken\""),
+        "{v}"
+    );
+    let (s, _, v) = post(
+        gw.addr,
+        &[("Mcp-Session-Id", &sid)],
+        &json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"notes__list_notes","arguments":{}}}),
+    );
     assert_eq!(s, 200, "{v}");
-    assert!(v["result"]["structuredContent"]["notes"].as_array().is_some_and(|n| n.len() >= 3), "{v}");
+    assert!(
+        v["result"]["structuredContent"]["notes"]
+            .as_array()
+            .is_some_and(|n| n.len() >= 3),
+        "{v}"
+    );
 }
 
 #[test]
@@ -194,7 +316,13 @@ fn sigterm_drains_an_in_flight_call_then_exits_cleanly() {
     let mut gw = start(DEMOS, 1);
     let sid = initialize(gw.addr);
     let addr = gw.addr;
-    let slow = std::thread::spawn(move || post(addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"util__sleep_ms","arguments":{"ms":700}}})));
+    let slow = std::thread::spawn(move || {
+        post(
+            addr,
+            &[("Mcp-Session-Id", &sid)],
+            &json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"util__sleep_ms","arguments":{"ms":700}}}),
+        )
+    });
     std::thread::sleep(Duration::from_millis(200));
     // Safety: signalling our own child process.
     unsafe { libc::kill(gw.child.id() as libc::pid_t, libc::SIGTERM) };
@@ -232,8 +360,13 @@ fn garbage_never_takes_a_shard_down() {
         let mut h: Vec<(&str, &str)> = JSON.to_vec();
         h.push(("Mcp-Session-Id", &sid));
         let (s, _, body) = request(gw.addr, "POST", "/mcp", &h, Some(b)).expect("answered");
-        assert!(s == 200 || (400..500).contains(&s), "status {s} for {:?}", String::from_utf8_lossy(b));
-        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("JSON body for {:?}", String::from_utf8_lossy(b)));
+        assert!(
+            s == 200 || (400..500).contains(&s),
+            "status {s} for {:?}",
+            String::from_utf8_lossy(b)
+        );
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("JSON body for {:?}", String::from_utf8_lossy(b)));
         assert_eq!(v["jsonrpc"], "2.0");
     }
     // Malformed HTTP.
@@ -243,6 +376,10 @@ fn garbage_never_takes_a_shard_down() {
     let _ = s.read_to_string(&mut out);
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     // Still serving.
-    let (s, _, v) = post(gw.addr, &[("Mcp-Session-Id", &sid)], &json!({"jsonrpc":"2.0","id":5,"method":"ping"}));
+    let (s, _, v) = post(
+        gw.addr,
+        &[("Mcp-Session-Id", &sid)],
+        &json!({"jsonrpc":"2.0","id":5,"method":"ping"}),
+    );
     assert_eq!((s, &v["result"]), (200, &json!({})));
 }

@@ -76,8 +76,13 @@ fn list_body(key: &str, items: Vec<Value>) -> ListBody {
     let legacy = format!("{{\"{key}\":{items}}}");
     // 2026-07-28: every result has resultType; list results are cacheable results. A merged list is
     // only as shareable as its least shareable part, and legacy parts say nothing: ttl 0, private.
-    let modern = format!("{{\"resultType\":\"complete\",\"{key}\":{items},\"ttlMs\":0,\"cacheScope\":\"private\"}}");
-    ListBody { legacy: Bytes::from(legacy), modern: Bytes::from(modern) }
+    let modern = format!(
+        "{{\"resultType\":\"complete\",\"{key}\":{items},\"ttlMs\":0,\"cacheScope\":\"private\"}}"
+    );
+    ListBody {
+        legacy: Bytes::from(legacy),
+        modern: Bytes::from(modern),
+    }
 }
 
 /// Add the gateway's `_meta` keys to an entry.
@@ -90,7 +95,11 @@ fn tag(entry: &mut Map<String, Value>, server: &str, original: &str) {
 }
 
 /// Merge named entries (tools or prompts) of all parts.
-fn merge_named(parts: &[Part<'_>], pick: fn(&UpstreamLists) -> &Vec<Value>, naming: &Naming) -> (Vec<Value>, HashMap<Box<str>, Route>) {
+fn merge_named(
+    parts: &[Part<'_>],
+    pick: fn(&UpstreamLists) -> &Vec<Value>,
+    naming: &Naming,
+) -> (Vec<Value>, HashMap<Box<str>, Route>) {
     let mut count: HashMap<&str, usize> = HashMap::new();
     if naming.policy == NamingPolicy::PrefixOnCollision {
         for p in parts {
@@ -105,13 +114,23 @@ fn merge_named(parts: &[Part<'_>], pick: fn(&UpstreamLists) -> &Vec<Value>, nami
     let mut routes: HashMap<Box<str>, Route> = HashMap::new();
     for p in parts {
         for e in pick(p.lists) {
-            let (Some(name), Value::Object(obj)) = (e.get("name").and_then(Value::as_str), e) else { continue };
+            let (Some(name), Value::Object(obj)) = (e.get("name").and_then(Value::as_str), e)
+            else {
+                continue;
+            };
             let bare_ok = count.get(name).copied().unwrap_or(0) <= 1;
-            let public = naming::public_name(p.name, name, naming, bare_ok, &|c| routes.contains_key(c));
+            let public =
+                naming::public_name(p.name, name, naming, bare_ok, &|c| routes.contains_key(c));
             let mut obj = obj.clone();
             tag(&mut obj, p.name, name);
             obj.insert("name".into(), Value::String(public.clone()));
-            routes.insert(public.into(), Route { upstream: p.index, original: name.into() });
+            routes.insert(
+                public.into(),
+                Route {
+                    upstream: p.index,
+                    original: name.into(),
+                },
+            );
             out.push(Value::Object(obj));
         }
     }
@@ -120,7 +139,12 @@ fn merge_named(parts: &[Part<'_>], pick: fn(&UpstreamLists) -> &Vec<Value>, nami
 
 impl Catalog {
     /// Build from the ready upstreams' parts, in config order.
-    pub fn build(generation: u64, parts: &[Part<'_>], naming: &Naming, upstream_count: usize) -> Catalog {
+    pub fn build(
+        generation: u64,
+        parts: &[Part<'_>],
+        naming: &Naming,
+        upstream_count: usize,
+    ) -> Catalog {
         let (tools, tool_routes) = merge_named(parts, |l| &l.tools, naming);
         let (prompts, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
 
@@ -137,16 +161,33 @@ impl Catalog {
                 resource_servers.push(p.index);
             }
             for e in &p.lists.resources {
-                let (Some(uri), Value::Object(obj)) = (e.get("uri").and_then(Value::as_str), e) else { continue };
-                let public = if resource_routes.contains_key(uri) { format!("{}+{uri}", p.name) } else { uri.to_owned() };
+                let (Some(uri), Value::Object(obj)) = (e.get("uri").and_then(Value::as_str), e)
+                else {
+                    continue;
+                };
+                let public = if resource_routes.contains_key(uri) {
+                    format!("{}+{uri}", p.name)
+                } else {
+                    uri.to_owned()
+                };
                 let mut obj = obj.clone();
                 tag(&mut obj, p.name, uri);
                 obj.insert("uri".into(), Value::String(public.clone()));
-                resource_routes.insert(public.into(), Route { upstream: p.index, original: uri.into() });
+                resource_routes.insert(
+                    public.into(),
+                    Route {
+                        upstream: p.index,
+                        original: uri.into(),
+                    },
+                );
                 resources.push(Value::Object(obj));
             }
             for e in &p.lists.templates {
-                let (Some(t), Value::Object(obj)) = (e.get("uriTemplate").and_then(Value::as_str), e) else { continue };
+                let (Some(t), Value::Object(obj)) =
+                    (e.get("uriTemplate").and_then(Value::as_str), e)
+                else {
+                    continue;
+                };
                 let mut obj = obj.clone();
                 tag(&mut obj, p.name, t);
                 if seen_templates.insert(t.to_owned()) {
@@ -187,10 +228,16 @@ impl Catalog {
             return Some(r.clone());
         }
         if let Some((_, up)) = self.templates.iter().find(|(t, _)| t.matches(uri)) {
-            return Some(Route { upstream: *up, original: uri.into() });
+            return Some(Route {
+                upstream: *up,
+                original: uri.into(),
+            });
         }
         match self.resource_servers.as_slice() {
-            [only] => Some(Route { upstream: *only, original: uri.into() }),
+            [only] => Some(Route {
+                upstream: *only,
+                original: uri.into(),
+            }),
             _ => None,
         }
     }
@@ -220,7 +267,13 @@ fn merged_capabilities(parts: &[Part<'_>]) -> Value {
 fn merged_instructions(parts: &[Part<'_>]) -> Option<String> {
     let pieces: Vec<String> = parts
         .iter()
-        .filter_map(|p| p.handshake.instructions.as_deref().filter(|s| !s.trim().is_empty()).map(|i| format!("## {}\n{}", p.name, i.trim())))
+        .filter_map(|p| {
+            p.handshake
+                .instructions
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|i| format!("## {}\n{}", p.name, i.trim()))
+        })
         .collect();
     if pieces.is_empty() {
         None
@@ -235,13 +288,22 @@ mod tests {
     use crate::upstream::{Era, Handshake};
 
     fn hs(caps: Value, instructions: Option<&str>) -> Handshake {
-        Handshake { era: Era::Legacy, version: "2025-11-25".into(), capabilities: caps, server_info: json!({}), instructions: instructions.map(Into::into) }
+        Handshake {
+            era: Era::Legacy,
+            version: "2025-11-25".into(),
+            capabilities: caps,
+            server_info: json!({}),
+            instructions: instructions.map(Into::into),
+        }
     }
 
     #[test]
     fn merges_with_public_names_and_routes() {
         let a = UpstreamLists {
-            tools: vec![json!({"name":"echo","inputSchema":{"type":"object"}}), json!({"name":"add","inputSchema":{"type":"object"}})],
+            tools: vec![
+                json!({"name":"echo","inputSchema":{"type":"object"}}),
+                json!({"name":"add","inputSchema":{"type":"object"}}),
+            ],
             resources: vec![json!({"uri":"file:///x","name":"x"})],
             templates: vec![json!({"uriTemplate":"demo://r/{id}","name":"r"})],
             ..Default::default()
@@ -254,10 +316,28 @@ mod tests {
         };
         let ha = hs(json!({"tools":{},"resources":{}}), Some("Use a."));
         let hb = hs(json!({"tools":{},"prompts":{},"resources":{}}), None);
-        let parts = [Part { index: 0, name: "a", handshake: &ha, lists: &a }, Part { index: 1, name: "b", handshake: &hb, lists: &b }];
+        let parts = [
+            Part {
+                index: 0,
+                name: "a",
+                handshake: &ha,
+                lists: &a,
+            },
+            Part {
+                index: 1,
+                name: "b",
+                handshake: &hb,
+                lists: &b,
+            },
+        ];
         let c = Catalog::build(1, &parts, &Naming::default(), 2);
         let tools: Value = serde_json::from_slice(&c.tools_list.legacy).unwrap();
-        let names: Vec<&str> = tools["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["a__echo", "a__add", "b__echo"]);
         assert_eq!(tools["tools"][2]["_meta"]["keep"], 1);
         assert_eq!(tools["tools"][2]["_meta"][META_NAME], "echo");

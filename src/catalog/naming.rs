@@ -10,7 +10,9 @@ pub const MAX_NAME: usize = 64;
 
 /// Replace bytes outside the allowed set with `_`.
 fn sanitize(s: &str) -> String {
-    s.bytes().map(|b| if public_name_byte(b) { b as char } else { '_' }).collect()
+    s.bytes()
+        .map(|b| if public_name_byte(b) { b as char } else { '_' })
+        .collect()
 }
 
 fn hash8(server: &str, name: &str) -> String {
@@ -24,7 +26,13 @@ fn hash8(server: &str, name: &str) -> String {
 
 /// The public name of `name` on `server`. `bare_ok` says no other server has this name (used by the
 /// prefix-on-collision policy); `taken` reports names already handed out, to break any clash.
-pub fn public_name(server: &str, name: &str, naming: &Naming, bare_ok: bool, taken: &dyn Fn(&str) -> bool) -> String {
+pub fn public_name(
+    server: &str,
+    name: &str,
+    naming: &Naming,
+    bare_ok: bool,
+    taken: &dyn Fn(&str) -> bool,
+) -> String {
     let clean = sanitize(name);
     let candidate = if naming.policy == NamingPolicy::PrefixOnCollision && bare_ok {
         clean.clone()
@@ -47,19 +55,32 @@ mod tests {
     use super::*;
 
     fn naming(policy: NamingPolicy) -> Naming {
-        Naming { separator: "__".into(), policy }
+        Naming {
+            separator: "__".into(),
+            policy,
+        }
     }
 
     #[test]
     fn prefix_sanitize_and_shorten() {
         let n = naming(NamingPolicy::Prefix);
         let none = |_: &str| false;
-        assert_eq!(public_name("everything", "echo", &n, true, &none), "everything__echo");
-        assert_eq!(public_name("fs", "read file/x", &n, true, &none), "fs__read_file_x");
+        assert_eq!(
+            public_name("everything", "echo", &n, true, &none),
+            "everything__echo"
+        );
+        assert_eq!(
+            public_name("fs", "read file/x", &n, true, &none),
+            "fs__read_file_x"
+        );
         let long = "a".repeat(100);
         let p = public_name("srv", &long, &n, true, &none);
         assert_eq!(p.len(), MAX_NAME);
-        assert_eq!(p, public_name("srv", &long, &n, true, &none), "deterministic");
+        assert_eq!(
+            p,
+            public_name("srv", &long, &n, true, &none),
+            "deterministic"
+        );
         assert_ne!(p, public_name("srv", &"a".repeat(101), &n, true, &none));
         assert!(p.bytes().all(public_name_byte));
     }
@@ -69,7 +90,10 @@ mod tests {
         let n = naming(NamingPolicy::Prefix);
         let taken = |s: &str| s == "fs__a_b";
         let p = public_name("fs", "a b", &n, true, &taken);
-        assert!(p.starts_with("fs__a_b-") && p.len() == "fs__a_b-".len() + 8, "{p}");
+        assert!(
+            p.starts_with("fs__a_b-") && p.len() == "fs__a_b-".len() + 8,
+            "{p}"
+        );
         let n = naming(NamingPolicy::PrefixOnCollision);
         assert_eq!(public_name("fs", "read", &n, true, &|_| false), "read");
         assert_eq!(public_name("fs", "read", &n, false, &|_| false), "fs__read");

@@ -5,7 +5,10 @@
 enum Part {
     Literal(String),
     /// `{var}` (stops at `/`), `{+var}`/`{#var}` (reserved: any characters), `{?q}`/`{&q}` (query).
-    Var { reserved: bool, query: bool },
+    Var {
+        reserved: bool,
+        query: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +28,19 @@ impl Template {
             let close = rest[open..].find('}')? + open;
             let expr = &rest[open + 1..close];
             let op = expr.chars().next()?;
-            parts.push(Part::Var { reserved: matches!(op, '+' | '#'), query: matches!(op, '?' | '&') });
+            parts.push(Part::Var {
+                reserved: matches!(op, '+' | '#'),
+                query: matches!(op, '?' | '&'),
+            });
             rest = &rest[close + 1..];
         }
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        Some(Template { raw: raw.to_owned(), parts })
+        Some(Template {
+            raw: raw.to_owned(),
+            parts,
+        })
     }
 
     pub fn matches(&self, uri: &str) -> bool {
@@ -42,11 +51,16 @@ impl Template {
 fn match_from(parts: &[Part], uri: &str) -> bool {
     match parts.split_first() {
         None => uri.is_empty(),
-        Some((Part::Literal(l), rest)) => uri.strip_prefix(l.as_str()).is_some_and(|u| match_from(rest, u)),
+        Some((Part::Literal(l), rest)) => uri
+            .strip_prefix(l.as_str())
+            .is_some_and(|u| match_from(rest, u)),
         Some((Part::Var { reserved, query }, rest)) => {
             if *query {
                 // A query expansion may be absent, or take `?…` / `&…` up to the next literal.
-                return match_from(rest, uri) || ((uri.starts_with('?') || uri.starts_with('&')) && (1..=uri.len()).any(|i| uri.is_char_boundary(i) && match_from(rest, &uri[i..])));
+                return match_from(rest, uri)
+                    || ((uri.starts_with('?') || uri.starts_with('&'))
+                        && (1..=uri.len())
+                            .any(|i| uri.is_char_boundary(i) && match_from(rest, &uri[i..])));
             }
             // Try every split point; a simple variable does not cross `/`, `?` or `#`.
             for (i, c) in uri.char_indices() {

@@ -14,7 +14,9 @@ pub fn expand(s: &str, config_path: &Path) -> Result<String, String> {
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -62,7 +64,9 @@ mod tests {
         assert_eq!(expand("${CONFIG_DIR}/x", p).unwrap(), "/etc/sy/x");
         assert_eq!(expand("${SWITCHYARD_UNSET_X:-dflt}", p).unwrap(), "dflt");
         assert_eq!(expand("cost $5", p).unwrap(), "cost $5");
-        assert!(expand("${SWITCHYARD_UNSET_X}", p).unwrap_err().contains("SWITCHYARD_UNSET_X"));
+        assert!(expand("${SWITCHYARD_UNSET_X}", p)
+            .unwrap_err()
+            .contains("SWITCHYARD_UNSET_X"));
         assert!(expand("${OPEN", p).is_err());
         assert!(!expand("${SWITCHYARD_BIN}", p).unwrap().is_empty());
     }

@@ -78,14 +78,19 @@ impl Default for Gateway {
 impl Gateway {
     pub fn listen_addr(&self) -> SocketAddr {
         // Validated in `Config::parse`; the default is a valid address.
-        self.listen.get_ref().parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3100)))
+        self.listen
+            .get_ref()
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3100)))
     }
 
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {
             self.shards
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         }
     }
 }
@@ -101,7 +106,10 @@ pub struct Naming {
 
 impl Default for Naming {
     fn default() -> Self {
-        Naming { separator: "__".into(), policy: NamingPolicy::Prefix }
+        Naming {
+            separator: "__".into(),
+            policy: NamingPolicy::Prefix,
+        }
     }
 }
 
@@ -126,8 +134,16 @@ pub struct Server {
 
 #[derive(Debug, Clone)]
 pub enum Transport {
-    Stdio { command: String, args: Vec<String>, env: Vec<(String, String)>, cwd: Option<PathBuf> },
-    Http { url: String, headers: Vec<(String, String)> },
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -177,7 +193,11 @@ struct Locator<'a> {
 
 impl Locator<'_> {
     fn at(&self, offset: usize, msg: impl std::fmt::Display) -> ConfigError {
-        let line = self.src.as_bytes()[..offset.min(self.src.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = self.src.as_bytes()[..offset.min(self.src.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         ConfigError(format!("{}:{}: {}", self.file.display(), line, msg))
     }
 
@@ -201,51 +221,111 @@ impl Config {
         })?;
         let gw = &raw.gateway;
         if gw.listen.get_ref().parse::<SocketAddr>().is_err() {
-            return Err(loc.at(gw.listen.span().start, format!("listen: {:?} is not host:port (an IP address and a port)", gw.listen.get_ref())));
+            return Err(loc.at(
+                gw.listen.span().start,
+                format!(
+                    "listen: {:?} is not host:port (an IP address and a port)",
+                    gw.listen.get_ref()
+                ),
+            ));
         }
         if gw.max_body_bytes == 0 || gw.max_header_bytes < 1024 {
-            return Err(loc.at(0, "gateway: max_body_bytes must be > 0 and max_header_bytes ≥ 1024"));
+            return Err(loc.at(
+                0,
+                "gateway: max_body_bytes must be > 0 and max_header_bytes ≥ 1024",
+            ));
         }
         if raw.naming.separator.is_empty() || !raw.naming.separator.bytes().all(public_name_byte) {
-            return Err(loc.at(0, "naming.separator must be non-empty and use only [A-Za-z0-9_.-]"));
+            return Err(loc.at(
+                0,
+                "naming.separator must be non-empty and use only [A-Za-z0-9_.-]",
+            ));
         }
         let mut servers = Vec::with_capacity(raw.servers.len());
         for s in &raw.servers {
             let at = s.span().start;
             let s = s.get_ref();
             let name = s.name.get_ref();
-            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(loc.at(s.name.span().start, format!("server name {name:?} must be 1-32 characters of [A-Za-z0-9_-]")));
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(loc.at(
+                    s.name.span().start,
+                    format!("server name {name:?} must be 1-32 characters of [A-Za-z0-9_-]"),
+                ));
             }
             if servers.iter().any(|o: &Server| o.name == *name) {
-                return Err(loc.at(s.name.span().start, format!("server name {name:?} is used twice")));
+                return Err(loc.at(
+                    s.name.span().start,
+                    format!("server name {name:?} is used twice"),
+                ));
             }
             let transport = match (&s.command, &s.url) {
                 (Some(cmd), None) => {
                     if !s.headers.is_empty() {
-                        return Err(loc.at(at, format!("server {name:?}: headers apply only to url servers")));
+                        return Err(loc.at(
+                            at,
+                            format!("server {name:?}: headers apply only to url servers"),
+                        ));
                     }
-                    let env = s.env.iter().map(|(k, v)| Ok((k.clone(), loc.expand(v)?))).collect::<Result<_, ConfigError>>()?;
+                    let env = s
+                        .env
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), loc.expand(v)?)))
+                        .collect::<Result<_, ConfigError>>()?;
                     Transport::Stdio {
                         command: loc.expand(cmd)?,
-                        args: s.args.iter().map(|a| loc.expand(a)).collect::<Result<_, _>>()?,
+                        args: s
+                            .args
+                            .iter()
+                            .map(|a| loc.expand(a))
+                            .collect::<Result<_, _>>()?,
                         env,
-                        cwd: s.cwd.as_ref().map(|c| loc.expand(c).map(PathBuf::from)).transpose()?,
+                        cwd: s
+                            .cwd
+                            .as_ref()
+                            .map(|c| loc.expand(c).map(PathBuf::from))
+                            .transpose()?,
                     }
                 }
                 (None, Some(url)) => {
                     if !s.args.is_empty() || !s.env.is_empty() || s.cwd.is_some() {
-                        return Err(loc.at(at, format!("server {name:?}: args/env/cwd apply only to command servers")));
+                        return Err(loc.at(
+                            at,
+                            format!("server {name:?}: args/env/cwd apply only to command servers"),
+                        ));
                     }
                     let u = loc.expand(url)?;
                     if !(u.starts_with("http://") || u.starts_with("https://")) {
-                        return Err(loc.at(url.span().start, format!("server {name:?}: url must start with http:// or https://")));
+                        return Err(loc.at(
+                            url.span().start,
+                            format!("server {name:?}: url must start with http:// or https://"),
+                        ));
                     }
-                    let headers = s.headers.iter().map(|(k, v)| Ok((k.clone(), loc.expand(v)?))).collect::<Result<_, ConfigError>>()?;
+                    let headers = s
+                        .headers
+                        .iter()
+                        .map(|(k, v)| Ok((k.clone(), loc.expand(v)?)))
+                        .collect::<Result<_, ConfigError>>()?;
                     Transport::Http { url: u, headers }
                 }
-                (Some(_), Some(_)) => return Err(loc.at(at, format!("server {name:?}: give either command or url, not both"))),
-                (None, None) => return Err(loc.at(at, format!("server {name:?}: needs a command (stdio) or a url (Streamable HTTP)"))),
+                (Some(_), Some(_)) => {
+                    return Err(loc.at(
+                        at,
+                        format!("server {name:?}: give either command or url, not both"),
+                    ))
+                }
+                (None, None) => {
+                    return Err(loc.at(
+                        at,
+                        format!(
+                            "server {name:?}: needs a command (stdio) or a url (Streamable HTTP)"
+                        ),
+                    ))
+                }
             };
             servers.push(Server {
                 name: name.clone(),
@@ -255,7 +335,12 @@ impl Config {
                 startup_timeout_ms: s.startup_timeout_ms,
             });
         }
-        Ok(Config { path: path.to_path_buf(), gateway: raw.gateway, naming: raw.naming, servers })
+        Ok(Config {
+            path: path.to_path_buf(),
+            gateway: raw.gateway,
+            naming: raw.naming,
+            servers,
+        })
     }
 }
 
@@ -301,16 +386,28 @@ enabled = false
 
     #[test]
     fn errors_name_file_and_line() {
-        let e = parse("[gateway]\nlisten = \"127.0.0.1:3100\"\nbogus = 1\n").unwrap_err().0;
+        let e = parse("[gateway]\nlisten = \"127.0.0.1:3100\"\nbogus = 1\n")
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("t.toml:3:"), "{e}");
         let e = parse("[[servers]]\nname = \"a\"\n\n[[servers]]\nname = \"b\"\ncommand = \"x\"\nurl = \"http://h/\"\n").unwrap_err().0;
-        assert!(e.starts_with("t.toml:1:") && e.contains("command (stdio) or a url"), "{e}");
+        assert!(
+            e.starts_with("t.toml:1:") && e.contains("command (stdio) or a url"),
+            "{e}"
+        );
         let e = parse("[gateway]\nlisten = \"nowhere\"\n").unwrap_err().0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
-        let e = parse("[[servers]]\nname = \"bad name\"\ncommand = \"x\"\n").unwrap_err().0;
+        let e = parse("[[servers]]\nname = \"bad name\"\ncommand = \"x\"\n")
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
-        let e = parse("[[servers]]\nname = \"a\"\ncommand = \"${SWITCHYARD_TEST_UNSET_VAR}\"\n").unwrap_err().0;
-        assert!(e.starts_with("t.toml:3:") && e.contains("SWITCHYARD_TEST_UNSET_VAR"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\ncommand = \"${SWITCHYARD_TEST_UNSET_VAR}\"\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("t.toml:3:") && e.contains("SWITCHYARD_TEST_UNSET_VAR"),
+            "{e}"
+        );
         let e = parse("[gateway]\nshards = -1\n").unwrap_err().0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
     }

@@ -30,7 +30,11 @@ pub struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new(limit: usize) -> Self {
-        ChunkedDecoder { state: State::Size, limit, total: 0 }
+        ChunkedDecoder {
+            state: State::Size,
+            limit,
+            total: 0,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -53,14 +57,20 @@ impl ChunkedDecoder {
                     let line = &input[pos..pos + nl];
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     let hex = line.split(|&b| b == b';').next().unwrap_or(b"");
-                    let hex = std::str::from_utf8(hex).map_err(|_| ChunkError::BadSize)?.trim();
+                    let hex = std::str::from_utf8(hex)
+                        .map_err(|_| ChunkError::BadSize)?
+                        .trim();
                     let size = usize::from_str_radix(hex, 16).map_err(|_| ChunkError::BadSize)?;
                     pos += nl + 1;
                     self.total = self.total.saturating_add(size);
                     if self.total > self.limit {
                         return Err(ChunkError::TooLarge);
                     }
-                    self.state = if size == 0 { State::Trailer } else { State::Data(size) };
+                    self.state = if size == 0 {
+                        State::Trailer
+                    } else {
+                        State::Data(size)
+                    };
                 }
                 State::Data(left) => {
                     let avail = (input.len() - pos).min(left);
@@ -69,7 +79,11 @@ impl ChunkedDecoder {
                     }
                     out.extend_from_slice(&input[pos..pos + avail]);
                     pos += avail;
-                    self.state = if avail == left { State::DataEnd } else { State::Data(left - avail) };
+                    self.state = if avail == left {
+                        State::DataEnd
+                    } else {
+                        State::Data(left - avail)
+                    };
                 }
                 State::DataEnd => {
                     let Some(nl) = memchr::memchr(b'\n', &input[pos..]) else {
@@ -118,8 +132,14 @@ mod tests {
     #[test]
     fn limits_and_errors() {
         let mut d = ChunkedDecoder::new(4);
-        assert_eq!(d.decode(b"5\r\nhello\r\n", &mut Vec::new()), Err(ChunkError::TooLarge));
+        assert_eq!(
+            d.decode(b"5\r\nhello\r\n", &mut Vec::new()),
+            Err(ChunkError::TooLarge)
+        );
         let mut d = ChunkedDecoder::new(100);
-        assert_eq!(d.decode(b"zz\r\n", &mut Vec::new()), Err(ChunkError::BadSize));
+        assert_eq!(
+            d.decode(b"zz\r\n", &mut Vec::new()),
+            Err(ChunkError::BadSize)
+        );
     }
 }

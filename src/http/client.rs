@@ -9,9 +9,9 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::chunked::ChunkedDecoder;
+use super::has_media_type;
 use super::io::read_more;
 use super::sse::SseParser;
-use super::has_media_type;
 
 /// A parsed `http://host:port/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,9 @@ impl Url {
         let rest = if let Some(r) = s.strip_prefix("http://") {
             r
         } else if s.starts_with("https://") {
-            return Err("https upstreams are not supported yet (TLS to upstreams is still to come)".into());
+            return Err(
+                "https upstreams are not supported yet (TLS to upstreams is still to come)".into(),
+            );
         } else {
             return Err(format!("{s:?} is not an http:// URL"));
         };
@@ -40,16 +42,30 @@ impl Url {
             return Err(format!("{s:?}: bad host"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6.find(']').ok_or_else(|| format!("{s:?}: bad IPv6 host"))?;
-            let port = v6[end + 1..].strip_prefix(':').map(|p| p.parse::<u16>()).transpose().map_err(|_| format!("{s:?}: bad port"))?;
+            let end = v6
+                .find(']')
+                .ok_or_else(|| format!("{s:?}: bad IPv6 host"))?;
+            let port = v6[end + 1..]
+                .strip_prefix(':')
+                .map(|p| p.parse::<u16>())
+                .transpose()
+                .map_err(|_| format!("{s:?}: bad port"))?;
             (v6[..end].to_owned(), port.unwrap_or(80))
         } else {
             match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| format!("{s:?}: bad port"))?),
+                Some((h, p)) => (
+                    h.to_owned(),
+                    p.parse::<u16>().map_err(|_| format!("{s:?}: bad port"))?,
+                ),
                 None => (authority.to_owned(), 80),
             }
         };
-        Ok(Url { host, port, path: path.to_owned(), authority: authority.to_owned() })
+        Ok(Url {
+            host,
+            port,
+            path: path.to_owned(),
+            authority: authority.to_owned(),
+        })
     }
 }
 
@@ -85,7 +101,9 @@ pub struct PostOutcome {
 }
 
 pub async fn connect(url: &Url) -> Result<TcpStream, ClientError> {
-    let stream = TcpStream::connect((url.host.as_str(), url.port)).await.map_err(ClientError::Connect)?;
+    let stream = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(ClientError::Connect)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
@@ -114,10 +132,20 @@ pub async fn post(
 }
 
 /// Write a bodiless request (DELETE) and read the answer.
-pub async fn bodiless(conn: &mut TcpStream, method: &str, url: &Url, headers: &[(&str, &str)], deadline: Instant) -> Result<PostOutcome, ClientError> {
+pub async fn bodiless(
+    conn: &mut TcpStream,
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    deadline: Instant,
+) -> Result<PostOutcome, ClientError> {
     use std::io::Write;
     let mut req = Vec::with_capacity(256);
-    let _ = write!(req, "{method} {} HTTP/1.1\r\nHost: {}\r\n", url.path, url.authority);
+    let _ = write!(
+        req,
+        "{method} {} HTTP/1.1\r\nHost: {}\r\n",
+        url.path, url.authority
+    );
     for (k, v) in headers {
         let _ = write!(req, "{k}: {v}\r\n");
     }
@@ -127,7 +155,11 @@ pub async fn bodiless(conn: &mut TcpStream, method: &str, url: &Url, headers: &[
     read_response(conn, 1 << 20, deadline, &|_| false, method == "HEAD").await
 }
 
-async fn read_more_by(conn: &mut TcpStream, buf: Vec<u8>, deadline: Instant) -> Result<(usize, Vec<u8>), ClientError> {
+async fn read_more_by(
+    conn: &mut TcpStream,
+    buf: Vec<u8>,
+    deadline: Instant,
+) -> Result<(usize, Vec<u8>), ClientError> {
     let wait = deadline.saturating_duration_since(Instant::now());
     match monoio::time::timeout(wait, read_more(conn, buf)).await {
         Err(_) => Err(ClientError::Timeout),
@@ -136,7 +168,13 @@ async fn read_more_by(conn: &mut TcpStream, buf: Vec<u8>, deadline: Instant) -> 
     }
 }
 
-async fn read_response(conn: &mut TcpStream, max_body: usize, deadline: Instant, is_ours: &dyn Fn(&[u8]) -> bool, no_body: bool) -> Result<PostOutcome, ClientError> {
+async fn read_response(
+    conn: &mut TcpStream,
+    max_body: usize,
+    deadline: Instant,
+    is_ours: &dyn Fn(&[u8]) -> bool,
+    no_body: bool,
+) -> Result<PostOutcome, ClientError> {
     let mut buf = Vec::with_capacity(8192);
     let mut out = PostOutcome::default();
     let (head_len, content_length, chunked, mut close) = loop {
@@ -151,7 +189,10 @@ async fn read_response(conn: &mut TcpStream, max_body: usize, deadline: Instant,
                 for h in resp.headers.iter() {
                     let v = String::from_utf8_lossy(h.value).trim().to_owned();
                     if h.name.eq_ignore_ascii_case("content-length") {
-                        cl = Some(v.parse::<usize>().map_err(|_| ClientError::Malformed("bad Content-Length"))?);
+                        cl = Some(
+                            v.parse::<usize>()
+                                .map_err(|_| ClientError::Malformed("bad Content-Length"))?,
+                        );
                     } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                         chunked = v.to_ascii_lowercase().contains("chunked");
                     } else if h.name.eq_ignore_ascii_case("connection") {
@@ -186,8 +227,14 @@ async fn read_response(conn: &mut TcpStream, max_body: usize, deadline: Instant,
         out.reusable = !close;
         return Ok(out);
     }
-    let sse = out.content_type.as_deref().is_some_and(|ct| has_media_type(ct, "text/event-stream"));
-    let json = out.content_type.as_deref().is_some_and(|ct| has_media_type(ct, "application/json"));
+    let sse = out
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| has_media_type(ct, "text/event-stream"));
+    let json = out
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| has_media_type(ct, "application/json"));
     let mut body = Vec::new();
     let mut dec = chunked.then(|| ChunkedDecoder::new(max_body));
     let mut parser = SseParser::default();
@@ -198,7 +245,9 @@ async fn read_response(conn: &mut TcpStream, max_body: usize, deadline: Instant,
         // Move what arrived into `body`.
         let done = match (&mut dec, content_length) {
             (Some(d), _) => {
-                let used = d.decode(&buf, &mut body).map_err(|_| ClientError::Malformed("bad chunked body"))?;
+                let used = d
+                    .decode(&buf, &mut body)
+                    .map_err(|_| ClientError::Malformed("bad chunked body"))?;
                 buf.drain(..used);
                 d.is_done()
             }
@@ -288,9 +337,20 @@ mod tests {
     #[test]
     fn urls() {
         let u = Url::parse("http://127.0.0.1:8080/mcp").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/mcp"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/mcp")
+        );
         let u = Url::parse("http://[::1]:9/x/y?q=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str(), u.authority.as_str()), ("::1", 9, "/x/y?q=1", "[::1]:9"));
+        assert_eq!(
+            (
+                u.host.as_str(),
+                u.port,
+                u.path.as_str(),
+                u.authority.as_str()
+            ),
+            ("::1", 9, "/x/y?q=1", "[::1]:9")
+        );
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
         assert!(Url::parse("ftp://h").is_err());
         assert!(Url::parse("http://h:x/").is_err());

@@ -6,7 +6,10 @@ use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
 /// Read more bytes onto the end of `buf`, growing it when full. Returns the bytes read (0 = EOF).
-pub async fn read_more<S: AsyncReadRent>(stream: &mut S, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+pub async fn read_more<S: AsyncReadRent>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+) -> (io::Result<usize>, Vec<u8>) {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(buf.capacity().max(8192));
     }

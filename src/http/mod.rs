@@ -48,8 +48,14 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert!(has_media_type("application/json, text/event-stream", "text/event-stream"));
-        assert!(has_media_type("Application/JSON; charset=utf-8", "application/json"));
+        assert!(has_media_type(
+            "application/json, text/event-stream",
+            "text/event-stream"
+        ));
+        assert!(has_media_type(
+            "Application/JSON; charset=utf-8",
+            "application/json"
+        ));
         assert!(!has_media_type("application/jsonx", "application/json"));
     }
 }

@@ -90,7 +90,11 @@ impl ReadError {
 
 /// Read one request from `stream`. `buf` holds bytes already received (pipelining) and is handed back
 /// holding whatever followed this request.
-pub async fn read_request<S>(stream: &mut S, mut buf: Vec<u8>, limits: &Limits) -> (Result<(Head, Bytes), ReadError>, Vec<u8>)
+pub async fn read_request<S>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+    limits: &Limits,
+) -> (Result<(Head, Bytes), ReadError>, Vec<u8>)
 where
     S: AsyncReadRent + AsyncWriteRentExt,
 {
@@ -100,15 +104,32 @@ where
         if !buf.is_empty() {
             match parse_head(&buf) {
                 Ok(Some(h)) => break h,
-                Ok(None) if buf.len() > limits.max_header_bytes => return (Err(ReadError::HeadTooLarge), buf),
+                Ok(None) if buf.len() > limits.max_header_bytes => {
+                    return (Err(ReadError::HeadTooLarge), buf)
+                }
                 Ok(None) => {}
                 Err(e) => return (Err(e), buf),
             }
         }
-        let wait = if buf.is_empty() { limits.idle } else { limits.read.saturating_sub(started.elapsed()) };
+        let wait = if buf.is_empty() {
+            limits.idle
+        } else {
+            limits.read.saturating_sub(started.elapsed())
+        };
         let (res, b) = match monoio::time::timeout(wait, read_more(stream, buf)).await {
             Ok(r) => r,
-            Err(_) => return (Err(if started.elapsed() >= limits.idle && limits.idle >= limits.read { ReadError::Idle } else { ReadError::SlowRequest }), Vec::new()),
+            Err(_) => {
+                return (
+                    Err(
+                        if started.elapsed() >= limits.idle && limits.idle >= limits.read {
+                            ReadError::Idle
+                        } else {
+                            ReadError::SlowRequest
+                        },
+                    ),
+                    Vec::new(),
+                )
+            }
         };
         buf = b;
         match res {
@@ -124,8 +145,13 @@ where
             return (Err(ReadError::BodyTooLarge), buf);
         }
     }
-    if head.expect_continue && buf.is_empty() && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
-        let (res, _) = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+    if head.expect_continue
+        && buf.is_empty()
+        && (head.content_length.unwrap_or(0) > 0 || head.chunked)
+    {
+        let (res, _) = stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await;
         if let Err(e) = res {
             return (Err(ReadError::Io(e)), buf);
         }
@@ -140,7 +166,9 @@ where
                     buf.drain(..used);
                 }
                 Err(ChunkError::TooLarge) => return (Err(ReadError::BodyTooLarge), buf),
-                Err(ChunkError::BadSize) => return (Err(ReadError::Malformed("bad chunk size")), buf),
+                Err(ChunkError::BadSize) => {
+                    return (Err(ReadError::Malformed("bad chunk size")), buf)
+                }
             }
             if dec.is_done() {
                 return (Ok((head, Bytes::from(body))), buf);
@@ -165,7 +193,11 @@ where
     (Ok((head, body)), buf)
 }
 
-async fn read_with_deadline<S: AsyncReadRent>(stream: &mut S, buf: Vec<u8>, deadline: std::time::Instant) -> (Result<(), ReadError>, Vec<u8>) {
+async fn read_with_deadline<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: Vec<u8>,
+    deadline: std::time::Instant,
+) -> (Result<(), ReadError>, Vec<u8>) {
     let wait = deadline.saturating_duration_since(std::time::Instant::now());
     match monoio::time::timeout(wait, read_more(stream, buf)).await {
         Err(_) => (Err(ReadError::SlowRequest), Vec::new()),
@@ -203,10 +235,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
         let name = hd.name;
         let value = || String::from_utf8_lossy(hd.value).trim().to_owned();
         if name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(hd.value).ok().and_then(|s| s.trim().parse::<usize>().ok());
+            let v = std::str::from_utf8(hd.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok());
             match (v, h.content_length) {
                 (None, _) => return Err(ReadError::Malformed("bad Content-Length")),
-                (Some(a), Some(b)) if a != b => return Err(ReadError::Malformed("conflicting Content-Length")),
+                (Some(a), Some(b)) if a != b => {
+                    return Err(ReadError::Malformed("conflicting Content-Length"))
+                }
                 (Some(a), _) => h.content_length = Some(a),
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -267,11 +303,21 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Self {
-        Response { status, content_type: None, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Response { status, content_type: Some("application/json"), headers: Vec::new(), body }
+        Response {
+            status,
+            content_type: Some("application/json"),
+            headers: Vec::new(),
+            body,
+        }
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -283,7 +329,12 @@ impl Response {
     pub fn encode(&self, keep_alive: bool, out: &mut Vec<u8>) {
         use std::io::Write;
         out.clear();
-        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, super::reason(self.status));
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            super::reason(self.status)
+        );
         if let Some(ct) = self.content_type {
             let _ = write!(out, "Content-Type: {ct}\r\n");
         }
@@ -313,21 +364,35 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.content_length, Some(2));
         assert_eq!(h.session_id.as_deref(), Some("s1"));
-        assert_eq!(h.accept.as_deref(), Some("application/json, text/event-stream"));
+        assert_eq!(
+            h.accept.as_deref(),
+            Some("application/json, text/event-stream")
+        );
     }
 
     #[test]
     fn bad_heads() {
         assert!(parse_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());
-        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), Err(ReadError::Malformed(_))));
-        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), Err(ReadError::Malformed(_))));
-        assert!(matches!(parse_head(b"\x01\x02 nonsense\r\n\r\n"), Err(ReadError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Err(ReadError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Err(ReadError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_head(b"\x01\x02 nonsense\r\n\r\n"),
+            Err(ReadError::Malformed(_))
+        ));
     }
 
     #[test]
     fn encode_response() {
         let mut out = Vec::new();
-        Response::json(200, b"{}".to_vec()).header("Mcp-Session-Id", "x").encode(false, &mut out);
+        Response::json(200, b"{}".to_vec())
+            .header("Mcp-Session-Id", "x")
+            .encode(false, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"));
     }

@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn parses_split_events() {
-        let wire = b": prime\n\nid: 1\nevent: message\ndata: {\"a\":1}\n\ndata: x\r\ndata: y\r\n\r\n";
+        let wire =
+            b": prime\n\nid: 1\nevent: message\ndata: {\"a\":1}\n\ndata: x\r\ndata: y\r\n\r\n";
         let mut p = SseParser::default();
         let mut got = Vec::new();
         for b in wire.iter() {

@@ -21,7 +21,10 @@ impl Span {
     fn of(outer: &[u8], inner: &[u8]) -> Span {
         // Both slices come from the same allocation: the lazy values borrow from the input.
         let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
-        Span { start: start as u32, end: (start + inner.len()) as u32 }
+        Span {
+            start: start as u32,
+            end: (start + inner.len()) as u32,
+        }
     }
 
     pub fn range(self) -> std::ops::Range<usize> {
@@ -127,12 +130,21 @@ impl Frame {
                 _ => return Err(FrameError::Invalid("id must be a string or a number")),
             }
         }
-        f.kind = match (f.method.is_some(), f.id.is_some(), f.result.is_some(), f.error.is_some()) {
+        f.kind = match (
+            f.method.is_some(),
+            f.id.is_some(),
+            f.result.is_some(),
+            f.error.is_some(),
+        ) {
             (true, true, false, false) => Kind::Request,
             (true, false, false, false) => Kind::Notification,
             (false, true, true, false) => Kind::Response,
             (false, true, false, true) => Kind::ErrorResponse,
-            _ => return Err(FrameError::Invalid("not a JSON-RPC request, notification or response")),
+            _ => {
+                return Err(FrameError::Invalid(
+                    "not a JSON-RPC request, notification or response",
+                ))
+            }
         };
         if let Some(p) = f.params {
             if buf[p.start as usize] != b'{' {
@@ -257,7 +269,9 @@ fn check_trailer(buf: &[u8], last_end: usize) -> Result<(), FrameError> {
     let mut it = rest.iter().filter(|b| !b.is_ascii_whitespace());
     match (it.next(), it.next()) {
         (Some(b'}'), None) => Ok(()),
-        _ => Err(FrameError::Parse("trailing characters after the JSON-RPC object".into())),
+        _ => Err(FrameError::Parse(
+            "trailing characters after the JSON-RPC object".into(),
+        )),
     }
 }
 
@@ -286,8 +300,10 @@ mod tests {
 
     #[test]
     fn escaped_strings_and_string_id() {
-        let f = parse(r#" {"id":"a\"b","jsonrpc":"2.0","method":"tools\/call","params":{"name":"x\u0041"}} "#)
-            .unwrap();
+        let f = parse(
+            r#" {"id":"a\"b","jsonrpc":"2.0","method":"tools\/call","params":{"name":"x\u0041"}} "#,
+        )
+        .unwrap();
         assert_eq!(f.id_raw(), Some(&br#""a\"b""#[..]));
         assert_eq!(f.method().as_deref(), Some("tools/call"));
         assert_eq!(f.name().as_deref(), Some("xA"));
@@ -295,13 +311,22 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().kind, Kind::Notification);
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+                .unwrap()
+                .kind,
+            Kind::Notification
+        );
         let r = parse(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#).unwrap();
         assert_eq!(r.kind, Kind::Response);
         assert_eq!(r.result_raw(), Some(&br#"{"tools":[]}"#[..]));
-        let e = parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        let e =
+            parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
         assert_eq!(e.kind, Kind::ErrorResponse);
-        assert_eq!(parse(r#"{}"#).unwrap_err(), FrameError::Invalid("jsonrpc must be \"2.0\""));
+        assert_eq!(
+            parse(r#"{}"#).unwrap_err(),
+            FrameError::Invalid("jsonrpc must be \"2.0\"")
+        );
     }
 
     #[test]
@@ -315,7 +340,11 @@ mod tests {
             "[1,",
             "nul",
         ] {
-            assert!(matches!(parse(bad), Err(FrameError::Parse(_))), "{bad:?} → {:?}", parse(bad));
+            assert!(
+                matches!(parse(bad), Err(FrameError::Parse(_))),
+                "{bad:?} → {:?}",
+                parse(bad)
+            );
         }
     }
 
@@ -332,7 +361,11 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
         ] {
-            assert!(matches!(parse(bad), Err(FrameError::Invalid(_))), "{bad:?} → {:?}", parse(bad));
+            assert!(
+                matches!(parse(bad), Err(FrameError::Invalid(_))),
+                "{bad:?} → {:?}",
+                parse(bad)
+            );
         }
     }
 }

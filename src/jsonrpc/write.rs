@@ -82,7 +82,10 @@ mod tests {
         .unwrap();
         let params = f.params_span().unwrap();
         let name = f.name_span().unwrap();
-        let rel = Span { start: name.start - params.start, end: name.end - params.start };
+        let rel = Span {
+            start: name.start - params.start,
+            end: name.end - params.start,
+        };
         let p = splice(f.params_raw().unwrap(), rel, b"\"t\"");
         assert_eq!(p, br#"{"name":"t","arguments":{}}"#);
         let req = request_with_id(Some(5), "tools/call", Some(&p));

@@ -51,23 +51,47 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
         (Method::ResourcesList, _) => list(ex, &catalog.resources_list),
         (Method::ResourceTemplatesList, _) => list(ex, &catalog.templates_list),
         (Method::ToolsCall, _) => {
-            let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name"))?;
-            let route = catalog.tools.get(name.as_ref()).cloned().ok_or_else(|| unknown(ctx, "tool", &name))?;
+            let name = ex.frame.name().ok_or_else(|| {
+                Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name")
+            })?;
+            let route = catalog
+                .tools
+                .get(name.as_ref())
+                .cloned()
+                .ok_or_else(|| unknown(ctx, "tool", &name))?;
             forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
         }
         (Method::PromptsGet, _) => {
-            let name = ex.frame.name().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "prompts/get needs params.name"))?;
-            let route = catalog.prompts.get(name.as_ref()).cloned().ok_or_else(|| unknown(ctx, "prompt", &name))?;
+            let name = ex.frame.name().ok_or_else(|| {
+                Error::downstream(ErrorKind::InvalidParams, "prompts/get needs params.name")
+            })?;
+            let route = catalog
+                .prompts
+                .get(name.as_ref())
+                .cloned()
+                .ok_or_else(|| unknown(ctx, "prompt", &name))?;
             forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
         }
         (Method::ResourcesRead, _) => {
-            let uri = ex.frame.uri().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "resources/read needs params.uri"))?;
+            let uri = ex.frame.uri().ok_or_else(|| {
+                Error::downstream(ErrorKind::InvalidParams, "resources/read needs params.uri")
+            })?;
             let Some(route) = catalog.resource_route(&uri) else {
                 // 2026-07-28 retired -32002 in favour of -32602.
-                let kind = if ex.era == ClientEra::Modern { ErrorKind::InvalidParams } else { ErrorKind::ResourceNotFound };
-                return Err(Error::downstream(kind, "Resource not found").with_data(&json!({ "uri": uri })));
+                let kind = if ex.era == ClientEra::Modern {
+                    ErrorKind::InvalidParams
+                } else {
+                    ErrorKind::ResourceNotFound
+                };
+                return Err(
+                    Error::downstream(kind, "Resource not found").with_data(&json!({ "uri": uri }))
+                );
             };
-            let span = if *route.original != *uri { ex.frame.uri_span() } else { None };
+            let span = if *route.original != *uri {
+                ex.frame.uri_span()
+            } else {
+                None
+            };
             forward_renamed(ctx, ex, "resources/read", &route, span).await
         }
         (Method::Complete, _) => complete(ctx, ex, &catalog).await,
@@ -75,11 +99,21 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             set_log_level(ctx, ex).await;
             Ok(result_body(ex.id(), b"{}"))
         }
-        (Method::Initialize, _) => Err(Error::downstream(ErrorKind::InvalidRequest, "initialize is only valid as the first request of a legacy session")),
+        (Method::Initialize, _) => Err(Error::downstream(
+            ErrorKind::InvalidRequest,
+            "initialize is only valid as the first request of a legacy session",
+        )),
         (m, _) => {
             let name = ex.frame.method().unwrap_or_default().into_owned();
-            let why = if m == Method::Other { "Method not found" } else { "Method not supported by switchyard for this protocol revision" };
-            Err(Error::downstream(ErrorKind::MethodNotFound, format!("{why}: {name}")))
+            let why = if m == Method::Other {
+                "Method not found"
+            } else {
+                "Method not supported by switchyard for this protocol revision"
+            };
+            Err(Error::downstream(
+                ErrorKind::MethodNotFound,
+                format!("{why}: {name}"),
+            ))
         }
     }
 }
@@ -88,11 +122,20 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
 /// listed anything), say that server is unavailable rather than that the name is unknown.
 fn unknown(ctx: &ShardCtx, what: &str, name: &str) -> Error {
     let sep = &ctx.shared.config.naming.separator;
-    let down = ctx.shared.upstreams.iter().find(|u| u.ready().is_none() && name.strip_prefix(u.name.as_str()).is_some_and(|rest| rest.starts_with(sep.as_str())));
+    let down = ctx.shared.upstreams.iter().find(|u| {
+        u.ready().is_none()
+            && name
+                .strip_prefix(u.name.as_str())
+                .is_some_and(|rest| rest.starts_with(sep.as_str()))
+    });
     match down {
         Some(u) => u.unavailable(),
         None => {
-            let what = if what == "tool" { "Unknown tool" } else { "Unknown prompt" };
+            let what = if what == "tool" {
+                "Unknown tool"
+            } else {
+                "Unknown prompt"
+            };
             Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
         }
     }
@@ -118,30 +161,60 @@ fn list(ex: &Exchange<'_>, body: &ListBody) -> Result<Vec<u8>, Error> {
     if let Some(p) = ex.frame.params_raw() {
         if sonic_rs::get(p, ["cursor"]).is_ok() {
             // The merged list is served whole; no cursor was ever handed out.
-            return Err(Error::downstream(ErrorKind::InvalidParams, "Invalid cursor: switchyard returns whole lists"));
+            return Err(Error::downstream(
+                ErrorKind::InvalidParams,
+                "Invalid cursor: switchyard returns whole lists",
+            ));
         }
     }
-    let bytes: &Bytes = if ex.era == ClientEra::Modern { &body.modern } else { &body.legacy };
+    let bytes: &Bytes = if ex.era == ClientEra::Modern {
+        &body.modern
+    } else {
+        &body.legacy
+    };
     Ok(result_body(ex.id(), bytes))
 }
 
 /// Forward the request to the route's upstream with `rename` (the span of the public name or URI in
 /// the request) replaced by the original.
-async fn forward_renamed(ctx: &ShardCtx, ex: &Exchange<'_>, method: &str, route: &Route, rename: Option<Span>) -> Result<Vec<u8>, Error> {
-    let up = ctx.shared.upstream(route.upstream).ok_or_else(|| Error::internal("route to a missing upstream"))?;
-    let params_span = ex.frame.params_span().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "missing params"))?;
+async fn forward_renamed(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    method: &str,
+    route: &Route,
+    rename: Option<Span>,
+) -> Result<Vec<u8>, Error> {
+    let up = ctx
+        .shared
+        .upstream(route.upstream)
+        .ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let params_span = ex
+        .frame
+        .params_span()
+        .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "missing params"))?;
     let params = ex.frame.slice(params_span);
     let rewritten;
     let params = match rename {
         Some(span) => {
-            let rel = Span { start: span.start - params_span.start, end: span.end - params_span.start };
+            let rel = Span {
+                start: span.start - params_span.start,
+                end: span.end - params_span.start,
+            };
             let quoted = serde_json::Value::from(&*route.original).to_string();
             rewritten = splice(params, rel, quoted.as_bytes());
             &rewritten[..]
         }
         None => params,
     };
-    let reply = upstream::call(&ctx.shared, &ctx.lane, up, method, Some(params), Some(&route.original)).await?;
+    let reply = upstream::call(
+        &ctx.shared,
+        &ctx.lane,
+        up,
+        method,
+        Some(params),
+        Some(&route.original),
+    )
+    .await?;
     Ok(relay(ex, &reply))
 }
 
@@ -155,7 +228,9 @@ fn relay(ex: &Exchange<'_>, reply: &Frame) -> Vec<u8> {
                 if ex.method == Method::ResourcesRead && sonic_rs::get(result, ["ttlMs"]).is_err() {
                     add.push_str(",\"ttlMs\":0,\"cacheScope\":\"private\"");
                 }
-                let empty = result[1..].iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+                let empty = result[1..]
+                    .iter()
+                    .all(|b| b.is_ascii_whitespace() || *b == b'}');
                 let mut r = Vec::with_capacity(result.len() + add.len() + 1);
                 r.push(b'{');
                 r.extend_from_slice(add.as_bytes());
@@ -171,13 +246,30 @@ fn relay(ex: &Exchange<'_>, reply: &Frame) -> Vec<u8> {
 }
 
 /// completion/complete: route by `params.ref` (a prompt's public name or a resource URI).
-async fn complete(ctx: &ShardCtx, ex: &Exchange<'_>, catalog: &crate::catalog::Catalog) -> Result<Vec<u8>, Error> {
-    let mut params: Value = ex.frame.params_raw().and_then(|p| serde_json::from_slice(p).ok()).ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "completion/complete needs params"))?;
-    let r = params.get_mut("ref").ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "completion/complete needs params.ref"))?;
+async fn complete(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    catalog: &crate::catalog::Catalog,
+) -> Result<Vec<u8>, Error> {
+    let mut params: Value = ex
+        .frame
+        .params_raw()
+        .and_then(|p| serde_json::from_slice(p).ok())
+        .ok_or_else(|| {
+            Error::downstream(ErrorKind::InvalidParams, "completion/complete needs params")
+        })?;
+    let r = params.get_mut("ref").ok_or_else(|| {
+        Error::downstream(
+            ErrorKind::InvalidParams,
+            "completion/complete needs params.ref",
+        )
+    })?;
     let route = match r.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-            let route = catalog.prompts.get(name).cloned().ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}")))?;
+            let route = catalog.prompts.get(name).cloned().ok_or_else(|| {
+                Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}"))
+            })?;
             r["name"] = Value::from(&*route.original);
             route
         }
@@ -185,16 +277,43 @@ async fn complete(ctx: &ShardCtx, ex: &Exchange<'_>, catalog: &crate::catalog::C
             let uri = r.get("uri").and_then(Value::as_str).unwrap_or_default();
             let route = catalog
                 .resource_route(uri)
-                .or_else(|| catalog.templates.iter().find(|(t, _)| t.raw == uri).map(|(_, up)| Route { upstream: *up, original: uri.into() }))
-                .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, format!("Unknown resource: {uri}")))?;
+                .or_else(|| {
+                    catalog
+                        .templates
+                        .iter()
+                        .find(|(t, _)| t.raw == uri)
+                        .map(|(_, up)| Route {
+                            upstream: *up,
+                            original: uri.into(),
+                        })
+                })
+                .ok_or_else(|| {
+                    Error::downstream(ErrorKind::InvalidParams, format!("Unknown resource: {uri}"))
+                })?;
             r["uri"] = Value::from(&*route.original);
             route
         }
-        _ => return Err(Error::downstream(ErrorKind::InvalidParams, "params.ref.type must be ref/prompt or ref/resource")),
+        _ => {
+            return Err(Error::downstream(
+                ErrorKind::InvalidParams,
+                "params.ref.type must be ref/prompt or ref/resource",
+            ))
+        }
     };
-    let up = ctx.shared.upstream(route.upstream).ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let up = ctx
+        .shared
+        .upstream(route.upstream)
+        .ok_or_else(|| Error::internal("route to a missing upstream"))?;
     let body = params.to_string();
-    let reply = upstream::call(&ctx.shared, &ctx.lane, up, "completion/complete", Some(body.as_bytes()), None).await?;
+    let reply = upstream::call(
+        &ctx.shared,
+        &ctx.lane,
+        up,
+        "completion/complete",
+        Some(body.as_bytes()),
+        None,
+    )
+    .await?;
     Ok(relay(ex, &reply))
 }
 
@@ -206,7 +325,9 @@ async fn set_log_level(ctx: &ShardCtx, ex: &Exchange<'_>) {
         if hs.era != upstream::Era::Legacy || !hs.has_capability("logging") {
             continue;
         }
-        if let Err(e) = upstream::call(&ctx.shared, &ctx.lane, up, "logging/setLevel", params, None).await {
+        if let Err(e) =
+            upstream::call(&ctx.shared, &ctx.lane, up, "logging/setLevel", params, None).await
+        {
             tracing::warn!(server = %up.name, "logging/setLevel: {e}");
         }
     }

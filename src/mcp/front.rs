@@ -15,8 +15,8 @@ use super::dispatch::{self, Exchange};
 use super::session::{home_of, Session, SessionMsg};
 use super::{ClientEra, Method};
 use crate::error::{Error, ErrorKind};
-use crate::http::server::{Head, HttpMethod, Response};
 use crate::http::has_media_type;
+use crate::http::server::{Head, HttpMethod, Response};
 use crate::jsonrpc::{Frame, FrameError, Kind};
 use crate::shard::{LaneMsg, ShardCtx};
 use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODERN_VERSION};
@@ -33,11 +33,22 @@ pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
                 HttpMethod::Post => post(ctx, head, body).await,
                 HttpMethod::Get => get(ctx, head).await,
                 HttpMethod::Delete => delete(ctx, head).await,
-                HttpMethod::Options => Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS"),
-                _ => error_response(&Error::downstream(ErrorKind::InvalidRequest, "method not allowed"), None, None).with_status(405).header("Allow", "GET, POST, DELETE"),
+                HttpMethod::Options => {
+                    Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS")
+                }
+                _ => error_response(
+                    &Error::downstream(ErrorKind::InvalidRequest, "method not allowed"),
+                    None,
+                    None,
+                )
+                .with_status(405)
+                .header("Allow", "GET, POST, DELETE"),
             }
         }
-        _ => Response::json(404, br#"{"error":"not found: the MCP endpoint is /mcp"}"#.to_vec()),
+        _ => Response::json(
+            404,
+            br#"{"error":"not found: the MCP endpoint is /mcp"}"#.to_vec(),
+        ),
     }
 }
 
@@ -68,7 +79,10 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
         413 => ErrorKind::BodyTooLarge,
         _ => ErrorKind::InvalidRequest,
     };
-    Response::json(status, Error::downstream(kind, msg.to_owned()).to_jsonrpc(None))
+    Response::json(
+        status,
+        Error::downstream(kind, msg.to_owned()).to_jsonrpc(None),
+    )
 }
 
 fn health(ctx: &ShardCtx) -> Response {
@@ -113,7 +127,10 @@ fn check_origin(ctx: &ShardCtx, head: &Head) -> Option<Response> {
     if origin_allowed(origin, &ctx.shared.config.gateway.allowed_origins) {
         return None;
     }
-    let e = Error::downstream(ErrorKind::Forbidden, format!("Origin {origin:?} is not allowed"));
+    let e = Error::downstream(
+        ErrorKind::Forbidden,
+        format!("Origin {origin:?} is not allowed"),
+    );
     Some(error_response(&e, None, None))
 }
 
@@ -121,37 +138,86 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a == origin || a == "*") {
         return true;
     }
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else { return false };
-    let host = if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next().map(|h| format!("[{h}]")) } else { rest.split(':').next().map(str::to_owned) };
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().map(|h| format!("[{h}]"))
+    } else {
+        rest.split(':').next().map(str::to_owned)
+    };
     matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 fn accepts(head: &Head, media: &str) -> bool {
-    let Some(accept) = head.accept.as_deref() else { return false };
+    let Some(accept) = head.accept.as_deref() else {
+        return false;
+    };
     let major = media.split('/').next().unwrap_or("");
-    has_media_type(accept, media) || has_media_type(accept, "*/*") || has_media_type(accept, &format!("{major}/*"))
+    has_media_type(accept, media)
+        || has_media_type(accept, "*/*")
+        || has_media_type(accept, &format!("{major}/*"))
 }
 
 async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
-    if !head.content_type.as_deref().is_some_and(|ct| has_media_type(ct, "application/json")) {
-        return error_response(&Error::downstream(ErrorKind::UnsupportedMediaType, "Content-Type must be application/json"), None, None);
+    if !head
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| has_media_type(ct, "application/json"))
+    {
+        return error_response(
+            &Error::downstream(
+                ErrorKind::UnsupportedMediaType,
+                "Content-Type must be application/json",
+            ),
+            None,
+            None,
+        );
     }
     if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
-        return error_response(&Error::downstream(ErrorKind::NotAcceptable, "Accept must list application/json and text/event-stream"), None, None);
+        return error_response(
+            &Error::downstream(
+                ErrorKind::NotAcceptable,
+                "Accept must list application/json and text/event-stream",
+            ),
+            None,
+            None,
+        );
     }
     let frame = match Frame::parse(body) {
         Ok(f) => f,
-        Err(FrameError::Parse(e)) => return error_response(&Error::downstream(ErrorKind::Parse, format!("Parse error: {e}")), None, None),
-        Err(FrameError::Invalid(e)) => return error_response(&Error::downstream(ErrorKind::InvalidRequest, format!("Invalid Request: {e}")), None, None),
+        Err(FrameError::Parse(e)) => {
+            return error_response(
+                &Error::downstream(ErrorKind::Parse, format!("Parse error: {e}")),
+                None,
+                None,
+            )
+        }
+        Err(FrameError::Invalid(e)) => {
+            return error_response(
+                &Error::downstream(ErrorKind::InvalidRequest, format!("Invalid Request: {e}")),
+                None,
+                None,
+            )
+        }
     };
     let method = frame.method().map(|m| Method::parse(&m));
-    let header_modern = head.protocol_version.as_deref().is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
+    let header_modern = head
+        .protocol_version
+        .as_deref()
+        .is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
     if let Some(claim) = modern_claim(&frame) {
         return modern(ctx, head, &frame, claim).await;
     }
     if method == Some(Method::Initialize) {
         if header_modern {
-            let e = Error::downstream(ErrorKind::HeaderMismatch, "initialize is a legacy request but MCP-Protocol-Version names a modern revision");
+            let e = Error::downstream(
+                ErrorKind::HeaderMismatch,
+                "initialize is a legacy request but MCP-Protocol-Version names a modern revision",
+            );
             return error_response(&e, frame.id_raw(), None);
         }
         return initialize(ctx, &frame);
@@ -167,42 +233,77 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
 fn modern_claim(frame: &Frame) -> Option<String> {
     let meta = frame.meta_raw()?;
     let v = sonic_rs::get(meta, [META_VERSION]).ok()?;
-    Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.as_raw_str().to_owned()))
+    Some(
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.as_raw_str().to_owned()),
+    )
 }
 
 async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Modern);
     if claim != MODERN_VERSION {
-        let e = Error::downstream(ErrorKind::UnsupportedVersion, "Unsupported protocol version").with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}));
+        let e = Error::downstream(
+            ErrorKind::UnsupportedVersion,
+            "Unsupported protocol version",
+        )
+        .with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}));
         return error_response(&e, id, era);
     }
     if frame.kind == Kind::Notification {
         return Response::new(202);
     }
     if frame.kind != Kind::Request {
-        return error_response(&Error::downstream(ErrorKind::InvalidRequest, "2026-07-28 clients do not post responses"), id, era);
+        return error_response(
+            &Error::downstream(
+                ErrorKind::InvalidRequest,
+                "2026-07-28 clients do not post responses",
+            ),
+            id,
+            era,
+        );
     }
-    if frame.meta_raw().is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err()) {
-        let e = Error::downstream(ErrorKind::InvalidParams, format!("params._meta lacks the required {META_CAPS}"));
+    if frame
+        .meta_raw()
+        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
+    {
+        let e = Error::downstream(
+            ErrorKind::InvalidParams,
+            format!("params._meta lacks the required {META_CAPS}"),
+        );
         return error_response(&e, id, era);
     }
     // The standard headers must be present and agree with the body.
     let method = frame.method().unwrap_or_default();
     let mismatch = |what: &str, header: Option<&str>, body: &str| {
-        let e = Error::downstream(ErrorKind::HeaderMismatch, format!("Header mismatch: {what} header value {:?} does not match body value {body:?}", header.unwrap_or("(missing)")))
-            .with_data(&json!({"mismatch": {"header": header.unwrap_or("(missing)"), "body": body}}));
+        let e = Error::downstream(
+            ErrorKind::HeaderMismatch,
+            format!(
+                "Header mismatch: {what} header value {:?} does not match body value {body:?}",
+                header.unwrap_or("(missing)")
+            ),
+        )
+        .with_data(&json!({"mismatch": {"header": header.unwrap_or("(missing)"), "body": body}}));
         error_response(&e, id, era)
     };
     if head.protocol_version.as_deref() != Some(claim.as_str()) {
-        return mismatch("MCP-Protocol-Version", head.protocol_version.as_deref(), &claim);
+        return mismatch(
+            "MCP-Protocol-Version",
+            head.protocol_version.as_deref(),
+            &claim,
+        );
     }
     if head.mcp_method.as_deref() != Some(method.as_ref()) {
         return mismatch("Mcp-Method", head.mcp_method.as_deref(), &method);
     }
     let m = Method::parse(&method);
     if m.named() {
-        let body_name = if m == Method::ResourcesRead { frame.uri() } else { frame.name() };
+        let body_name = if m == Method::ResourcesRead {
+            frame.uri()
+        } else {
+            frame.name()
+        };
         if let Some(body_name) = body_name {
             let header = head.mcp_name.as_deref().and_then(decode_header_value);
             if header.as_deref() != Some(body_name.as_ref()) {
@@ -210,7 +311,12 @@ async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Re
             }
         }
     }
-    let ex = Exchange { era: ClientEra::Modern, frame, method: m, session: None };
+    let ex = Exchange {
+        era: ClientEra::Modern,
+        frame,
+        method: m,
+        session: None,
+    };
     match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
         Err(e) => error_response(&e, id, era),
@@ -220,14 +326,37 @@ async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Re
 fn initialize(ctx: &ShardCtx, frame: &Frame) -> Response {
     let id = frame.id_raw();
     if frame.kind != Kind::Request {
-        return error_response(&Error::downstream(ErrorKind::InvalidRequest, "initialize must be a request"), id, None);
+        return error_response(
+            &Error::downstream(ErrorKind::InvalidRequest, "initialize must be a request"),
+            id,
+            None,
+        );
     }
-    let params: Value = frame.params_raw().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or(Value::Null);
+    let params: Value = frame
+        .params_raw()
+        .and_then(|p| serde_json::from_slice(p).ok())
+        .unwrap_or(Value::Null);
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        return error_response(&Error::downstream(ErrorKind::InvalidParams, "initialize needs params.protocolVersion"), id, None);
+        return error_response(
+            &Error::downstream(
+                ErrorKind::InvalidParams,
+                "initialize needs params.protocolVersion",
+            ),
+            id,
+            None,
+        );
     };
-    let version = if LEGACY_VERSIONS.contains(&requested) { requested } else { LEGACY_VERSIONS[0] };
-    let session = ctx.sessions.create(ctx.index(), version, params.get("capabilities").cloned().unwrap_or(Value::Null), params.get("clientInfo").cloned().unwrap_or(Value::Null));
+    let version = if LEGACY_VERSIONS.contains(&requested) {
+        requested
+    } else {
+        LEGACY_VERSIONS[0]
+    };
+    let session = ctx.sessions.create(
+        ctx.index(),
+        version,
+        params.get("capabilities").cloned().unwrap_or(Value::Null),
+        params.get("clientInfo").cloned().unwrap_or(Value::Null),
+    );
     session.touch();
     let catalog = ctx.shared.catalog.load();
     let mut result = json!({
@@ -253,7 +382,10 @@ async fn session_of(ctx: &ShardCtx, head: &Head) -> Result<Arc<Session>, Error> 
     };
     match find_session(ctx, id).await {
         Some(s) => Ok(s),
-        None => Err(Error::downstream(ErrorKind::SessionNotFound, "Session not found")),
+        None => Err(Error::downstream(
+            ErrorKind::SessionNotFound,
+            "Session not found",
+        )),
     }
 }
 
@@ -266,8 +398,16 @@ async fn find_session(ctx: &ShardCtx, id: &str) -> Option<Arc<Session>> {
         return None;
     }
     let (tx, rx) = flume::bounded(1);
-    ctx.shared.lanes[home as usize].send(LaneMsg::Session(SessionMsg::Lookup { id: id.into(), reply: tx })).ok()?;
-    let s = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await.ok()?.ok()??;
+    ctx.shared.lanes[home as usize]
+        .send(LaneMsg::Session(SessionMsg::Lookup {
+            id: id.into(),
+            reply: tx,
+        }))
+        .ok()?;
+    let s = monoio::time::timeout(Duration::from_secs(2), rx.recv_async())
+        .await
+        .ok()?
+        .ok()??;
     ctx.sessions.insert(s.clone());
     Some(s)
 }
@@ -281,7 +421,13 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
     };
     if let Some(v) = head.protocol_version.as_deref() {
         if !LEGACY_VERSIONS.contains(&v) {
-            let e = Error::downstream(ErrorKind::BadProtocolVersionHeader, format!("Bad Request: Unsupported protocol version: {v} (supported versions: {})", LEGACY_VERSIONS.join(", ")));
+            let e = Error::downstream(
+                ErrorKind::BadProtocolVersionHeader,
+                format!(
+                    "Bad Request: Unsupported protocol version: {v} (supported versions: {})",
+                    LEGACY_VERSIONS.join(", ")
+                ),
+            );
             return error_response(&e, id, era);
         }
     }
@@ -293,10 +439,18 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
     }
     let method = Method::parse(&frame.method().unwrap_or_default());
     if method == Method::Initialize {
-        let e = Error::downstream(ErrorKind::InvalidRequest, "Invalid Request: this session is already initialized");
+        let e = Error::downstream(
+            ErrorKind::InvalidRequest,
+            "Invalid Request: this session is already initialized",
+        );
         return error_response(&e, id, era).header("Mcp-Session-Id", sid);
     }
-    let ex = Exchange { era: ClientEra::Legacy, frame, method, session: Some(&session) };
+    let ex = Exchange {
+        era: ClientEra::Legacy,
+        frame,
+        method,
+        session: Some(&session),
+    };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
         Err(e) => error_response(&e, id, era),
@@ -306,7 +460,14 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
 
 async fn get(ctx: &ShardCtx, head: &Head) -> Response {
     if !accepts(head, "text/event-stream") {
-        return error_response(&Error::downstream(ErrorKind::NotAcceptable, "Not Acceptable: GET needs Accept: text/event-stream"), None, None);
+        return error_response(
+            &Error::downstream(
+                ErrorKind::NotAcceptable,
+                "Not Acceptable: GET needs Accept: text/event-stream",
+            ),
+            None,
+            None,
+        );
     }
     if let Err(e) = session_of(ctx, head).await {
         return error_response(&e, None, Some(ClientEra::Legacy));
@@ -327,7 +488,10 @@ async fn delete(ctx: &ShardCtx, head: &Head) -> Response {
         Some(home) => {
             let (tx, rx) = flume::bounded(1);
             if let Some(lane) = ctx.shared.lanes.get(home as usize) {
-                let _ = lane.send(LaneMsg::Session(SessionMsg::Delete { id: id.clone(), reply: tx }));
+                let _ = lane.send(LaneMsg::Session(SessionMsg::Delete {
+                    id: id.clone(),
+                    reply: tx,
+                }));
                 let _ = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
             }
         }
@@ -348,7 +512,11 @@ fn broadcast_forget(ctx: &ShardCtx, id: &str) {
 pub fn session_msg(ctx: &ShardCtx, msg: SessionMsg) {
     match msg {
         SessionMsg::Lookup { id, reply } => {
-            let s = if home_of(&id) == Some(ctx.index()) { ctx.sessions.get(&id) } else { None };
+            let s = if home_of(&id) == Some(ctx.index()) {
+                ctx.sessions.get(&id)
+            } else {
+                None
+            };
             let _ = reply.send(s);
         }
         SessionMsg::Delete { id, reply } => {
@@ -375,6 +543,9 @@ mod tests {
         assert!(!origin_allowed("http://evil.example", &none));
         assert!(!origin_allowed("http://localhost.evil.example", &none));
         assert!(!origin_allowed("null", &none));
-        assert!(origin_allowed("https://app.example.com", &["https://app.example.com".to_owned()]));
+        assert!(origin_allowed(
+            "https://app.example.com",
+            &["https://app.example.com".to_owned()]
+        ));
     }
 }

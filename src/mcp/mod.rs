@@ -59,6 +59,9 @@ impl Method {
 
     /// Methods whose `Mcp-Name` header mirrors `params.name` (or `params.uri`) in 2026-07-28.
     pub fn named(self) -> bool {
-        matches!(self, Method::ToolsCall | Method::PromptsGet | Method::ResourcesRead)
+        matches!(
+            self,
+            Method::ToolsCall | Method::PromptsGet | Method::ResourcesRead
+        )
     }
 }

@@ -29,7 +29,8 @@ pub struct Session {
 
 impl Session {
     pub fn touch(&self) {
-        self.last_seen_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_seen_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn idle_for(&self) -> Duration {
@@ -41,9 +42,15 @@ impl Session {
 /// Session traffic between shards.
 pub enum SessionMsg {
     /// Asked of the home shard.
-    Lookup { id: Box<str>, reply: flume::Sender<Option<Arc<Session>>> },
+    Lookup {
+        id: Box<str>,
+        reply: flume::Sender<Option<Arc<Session>>>,
+    },
     /// Asked of the home shard; answers whether it existed.
-    Delete { id: Box<str>, reply: flume::Sender<bool> },
+    Delete {
+        id: Box<str>,
+        reply: flume::Sender<bool>,
+    },
     /// Told to every shard by the home after a deletion or expiry.
     Forget { id: Box<str> },
 }
@@ -62,7 +69,9 @@ pub fn new_id(lane: u16) -> Box<str> {
     let mut r = [0u8; 16];
     if getrandom::fill(&mut r).is_err() {
         // No OS randomness: fall back to time and address entropy, still unique per process.
-        let t = Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 64 ^ (&r as *const _ as u128);
+        let t = Instant::now().elapsed().as_nanos()
+            ^ (std::process::id() as u128) << 64
+            ^ (&r as *const _ as u128);
         r = t.to_le_bytes();
     }
     let mut s = format!("{lane:04x}-");
@@ -79,7 +88,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, lane: u16, version: &str, client_capabilities: Value, client_info: Value) -> Arc<Session> {
+    pub fn create(
+        &self,
+        lane: u16,
+        version: &str,
+        client_capabilities: Value,
+        client_info: Value,
+    ) -> Arc<Session> {
         let s = Arc::new(Session {
             id: new_id(lane),
             version: version.into(),
@@ -107,7 +122,11 @@ impl Sessions {
     /// Sessions homed here that have been idle longer than `idle`; removed from the table.
     pub fn expire(&self, lane: u16, idle: Duration) -> Vec<Box<str>> {
         let mut t = self.table.borrow_mut();
-        let gone: Vec<Box<str>> = t.iter().filter(|(id, s)| home_of(id) == Some(lane) && s.idle_for() > idle).map(|(id, _)| id.clone()).collect();
+        let gone: Vec<Box<str>> = t
+            .iter()
+            .filter(|(id, s)| home_of(id) == Some(lane) && s.idle_for() > idle)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in &gone {
             t.remove(id);
         }

@@ -56,15 +56,16 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
         let guard = ActiveGuard::new(&ctx);
         // A bug that panics while serving one request must not take the shard (and every other
         // connection on it) down: it becomes a 500 for this request alone.
-        let resp: Response = match CatchUnwind(Box::pin(crate::mcp::front::handle(&ctx, &head, body))).await {
-            Ok(r) => r,
-            Err(()) => {
-                tracing::error!(%peer, "a request handler panicked; answered 500");
-                let mut r = crate::mcp::front::transport_error(500, "internal error");
-                r.status = 500;
-                r
-            }
-        };
+        let resp: Response =
+            match CatchUnwind(Box::pin(crate::mcp::front::handle(&ctx, &head, body))).await {
+                Ok(r) => r,
+                Err(()) => {
+                    tracing::error!(%peer, "a request handler panicked; answered 500");
+                    let mut r = crate::mcp::front::transport_error(500, "internal error");
+                    r.status = 500;
+                    r
+                }
+            };
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
         resp.encode(keep_alive, &mut out);
         let (res, o) = stream.write_all(out).await;
@@ -82,7 +83,10 @@ struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
 impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         let inner = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),

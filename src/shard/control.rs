@@ -22,7 +22,11 @@ struct State {
     starting: RefCell<Vec<bool>>,
 }
 
-pub fn run(shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, control: flume::Receiver<ControlMsg>) {
+pub fn run(
+    shared: Arc<Shared>,
+    inbox: flume::Receiver<LaneMsg>,
+    control: flume::Receiver<ControlMsg>,
+) {
     let mut rt = match build_runtime(Driver::Epoll) {
         Ok(rt) => rt,
         Err(e) => {
@@ -32,7 +36,13 @@ pub fn run(shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, control: flume:
     };
     rt.block_on(async move {
         let n = shared.upstreams.len();
-        let st = Rc::new(State { shared: shared.clone(), lane: Lane::new(0), lists: RefCell::new(vec![None; n]), generation: Cell::new(0), starting: RefCell::new(vec![false; n]) });
+        let st = Rc::new(State {
+            shared: shared.clone(),
+            lane: Lane::new(0),
+            lists: RefCell::new(vec![None; n]),
+            generation: Cell::new(0),
+            starting: RefCell::new(vec![false; n]),
+        });
         monoio::spawn(inbox_loop(st.clone(), inbox));
         publish(&st);
         for up in shared.upstreams.iter() {
@@ -42,16 +52,26 @@ pub fn run(shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, control: flume:
         }
         while let Ok(msg) = control.recv_async().await {
             match msg {
-                ControlMsg::Exited { upstream, generation: _ } => {
-                    let Some(up) = shared.upstream(upstream).cloned() else { continue };
+                ControlMsg::Exited {
+                    upstream,
+                    generation: _,
+                } => {
+                    let Some(up) = shared.upstream(upstream).cloned() else {
+                        continue;
+                    };
                     // Its lists stay published while it restarts: a call to one of its tools then
                     // gets "server X is unavailable", not "unknown tool".
                     if !shared.is_stopping() && !st.starting.borrow()[upstream as usize] {
                         monoio::spawn(bring_up(st.clone(), up, Duration::from_millis(500)));
                     }
                 }
-                ControlMsg::ListChanged { upstream, generation: _ } => {
-                    let Some(up) = shared.upstream(upstream).cloned() else { continue };
+                ControlMsg::ListChanged {
+                    upstream,
+                    generation: _,
+                } => {
+                    let Some(up) = shared.upstream(upstream).cloned() else {
+                        continue;
+                    };
                     monoio::spawn(refresh(st.clone(), up));
                 }
                 ControlMsg::Stop => break,
@@ -108,7 +128,11 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
                 if let Transport::Stdio(s) = &up.transport {
                     s.terminate();
                 }
-                wait = if wait.is_zero() { Duration::from_secs(1) } else { (wait * 2).min(supervisor::MAX_BACKOFF) };
+                wait = if wait.is_zero() {
+                    Duration::from_secs(1)
+                } else {
+                    (wait * 2).min(supervisor::MAX_BACKOFF)
+                };
             }
         }
     }
@@ -133,16 +157,33 @@ fn publish(st: &State) {
     st.generation.set(gen);
     let lists = st.lists.borrow();
     // Ready upstreams, and down ones that were ready before (their last lists stay listed).
-    let handshakes: Vec<_> = st.shared.upstreams.iter().map(|u| u.ready().or_else(|| u.last_handshake())).collect();
+    let handshakes: Vec<_> = st
+        .shared
+        .upstreams
+        .iter()
+        .map(|u| u.ready().or_else(|| u.last_handshake()))
+        .collect();
     let parts: Vec<Part<'_>> = st
         .shared
         .upstreams
         .iter()
         .zip(lists.iter())
         .zip(handshakes.iter())
-        .filter_map(|((u, l), h)| Some(Part { index: u.index, name: &u.name, handshake: h.as_deref()?, lists: l.as_ref()? }))
+        .filter_map(|((u, l), h)| {
+            Some(Part {
+                index: u.index,
+                name: &u.name,
+                handshake: h.as_deref()?,
+                lists: l.as_ref()?,
+            })
+        })
         .collect();
-    let catalog = Catalog::build(gen, &parts, &st.shared.config.naming, st.shared.upstreams.len());
+    let catalog = Catalog::build(
+        gen,
+        &parts,
+        &st.shared.config.naming,
+        st.shared.upstreams.len(),
+    );
     st.shared.catalog.store(Arc::new(catalog));
 }
 

@@ -45,7 +45,12 @@ pub struct Waiter {
 
 impl Lane {
     pub fn new(index: u16) -> Lane {
-        Lane { index, next_seq: Cell::new(1), pending: RefCell::new(HashMap::new()), pools: RefCell::new(HashMap::new()) }
+        Lane {
+            index,
+            next_seq: Cell::new(1),
+            pending: RefCell::new(HashMap::new()),
+            pools: RefCell::new(HashMap::new()),
+        }
     }
 
     /// A fresh upstream id on this lane.
@@ -58,7 +63,9 @@ impl Lane {
     /// Register a request sent to `upstream` with id `id`.
     pub fn expect(&self, id: u64, upstream: u16) -> Waiter {
         let (tx, rx) = local_sync::oneshot::channel();
-        self.pending.borrow_mut().insert(id, Pending { upstream, tx });
+        self.pending
+            .borrow_mut()
+            .insert(id, Pending { upstream, tx });
         Waiter { id, rx }
     }
 
@@ -74,7 +81,11 @@ impl Lane {
         match pending.get(&id) {
             Some(p) if p.upstream == upstream => {}
             _ => {
-                tracing::debug!(upstream, id, "reply for no pending request (late or unknown); dropped");
+                tracing::debug!(
+                    upstream,
+                    id,
+                    "reply for no pending request (late or unknown); dropped"
+                );
                 return;
             }
         }
@@ -86,7 +97,11 @@ impl Lane {
     /// An upstream went away: every request this lane has in flight there fails now.
     pub fn fail_upstream(&self, upstream: u16, error: &Error) {
         let mut pending = self.pending.borrow_mut();
-        let ids: Vec<u64> = pending.iter().filter(|(_, p)| p.upstream == upstream).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, p)| p.upstream == upstream)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             if let Some(p) = pending.remove(&id) {
                 let _ = p.tx.send(Err(error.clone()));
@@ -99,18 +114,28 @@ impl Lane {
     pub async fn wait(&self, w: Waiter, timeout: Duration, server: &str) -> Result<Frame, Error> {
         match monoio::time::timeout(timeout, w.rx).await {
             Ok(Ok(res)) => res,
-            Ok(Err(_)) => {
-                Err(Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {server:?} went away before answering")))
-            }
+            Ok(Err(_)) => Err(Error::upstream(
+                ErrorKind::UpstreamUnavailable,
+                format!("server {server:?} went away before answering"),
+            )),
             Err(_) => {
                 self.forget(w.id);
-                Err(Error::upstream(ErrorKind::UpstreamTimeout, format!("server {server:?} did not answer within {} ms", timeout.as_millis())))
+                Err(Error::upstream(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "server {server:?} did not answer within {} ms",
+                        timeout.as_millis()
+                    ),
+                ))
             }
         }
     }
 
     pub fn take_conn(&self, upstream: u16) -> Option<TcpStream> {
-        self.pools.borrow_mut().get_mut(&upstream).and_then(Vec::pop)
+        self.pools
+            .borrow_mut()
+            .get_mut(&upstream)
+            .and_then(Vec::pop)
     }
 
     pub fn put_conn(&self, upstream: u16, conn: TcpStream) {
@@ -138,6 +163,9 @@ mod tests {
         let b = lane.next_id();
         assert_eq!(split_id(a), (3, 1));
         assert_eq!(split_id(b), (3, 2));
-        assert!(a < (1u64 << 53), "ids must stay exact in JavaScript numbers");
+        assert!(
+            a < (1u64 << 53),
+            "ids must stay exact in JavaScript numbers"
+        );
     }
 }

@@ -29,9 +29,15 @@ use lane::Lane;
 /// Messages into a lane (a shard's or the control thread's event loop).
 pub enum LaneMsg {
     /// A stdio upstream's reply to a request this lane sent.
-    Reply { upstream: u16, frame: Frame },
+    Reply {
+        upstream: u16,
+        frame: Frame,
+    },
     /// An upstream died: fail what this lane has in flight there.
-    UpstreamGone { upstream: u16, error: Error },
+    UpstreamGone {
+        upstream: u16,
+        error: Error,
+    },
     Session(SessionMsg),
     Stop,
 }
@@ -39,9 +45,15 @@ pub enum LaneMsg {
 /// Messages to the control thread.
 pub enum ControlMsg {
     /// A stdio child exited.
-    Exited { upstream: u16, generation: u64 },
+    Exited {
+        upstream: u16,
+        generation: u64,
+    },
     /// An upstream said one of its lists changed.
-    ListChanged { upstream: u16, generation: u64 },
+    ListChanged {
+        upstream: u16,
+        generation: u64,
+    },
     Stop,
 }
 
@@ -99,7 +111,10 @@ impl Gateway {
         let shard_count = config.gateway.shard_count();
         let mut upstreams = Vec::new();
         for (i, s) in config.servers.iter().enumerate() {
-            upstreams.push(Arc::new(Upstream::new(i as u16, s, config.gateway.request_timeout_ms).map_err(|e| format!("server {:?}: {e}", s.name))?));
+            upstreams.push(Arc::new(
+                Upstream::new(i as u16, s, config.gateway.request_timeout_ms)
+                    .map_err(|e| format!("server {:?}: {e}", s.name))?,
+            ));
         }
         let mut lane_tx = Vec::new();
         let mut lane_rx = Vec::new();
@@ -138,7 +153,11 @@ impl Gateway {
             let inbox = lane_rx[i].take().ok_or("shard inbox")?;
             let s = shared.clone();
             let ready = ready_tx.clone();
-            let core = if config.gateway.pin && !cores.is_empty() { Some(cores[(i - 1) % cores.len()]) } else { None };
+            let core = if config.gateway.pin && !cores.is_empty() {
+                Some(cores[(i - 1) % cores.len()])
+            } else {
+                None
+            };
             let driver = config.gateway.driver;
             let h = std::thread::Builder::new()
                 .name(format!("switchyard-shard-{i}"))
@@ -151,7 +170,11 @@ impl Gateway {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    let g = Gateway { shared, shards, control: Some(control) };
+                    let g = Gateway {
+                        shared,
+                        shards,
+                        control: Some(control),
+                    };
                     g.stop();
                     return Err(e);
                 }
@@ -159,7 +182,11 @@ impl Gateway {
             }
         }
         tracing::info!(%addr, shards = shard_count, "switchyard listening on http://{addr}/mcp");
-        Ok(Gateway { shared, shards, control: Some(control) })
+        Ok(Gateway {
+            shared,
+            shards,
+            control: Some(control),
+        })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -187,27 +214,46 @@ fn core_ids() -> Vec<usize> {
     // The cores this process may run on, in order.
     // Safety: zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it for this thread.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
     if !ok {
         return Vec::new();
     }
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
-type Rt = monoio::FusionRuntime<monoio::time::TimeDriver<monoio::IoUringDriver>, monoio::time::TimeDriver<monoio::LegacyDriver>>;
+type Rt = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
 
 /// Build an event loop with the chosen driver.
 pub fn build_runtime(driver: Driver) -> std::io::Result<Rt> {
     let entries = 1024;
     match driver {
-        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new().with_entries(entries).enable_timer().build(),
+        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(entries)
+            .enable_timer()
+            .build(),
         Driver::IoUring => {
             if !monoio::utils::detect_uring() {
-                return Err(std::io::Error::other("io_uring was asked for but this kernel does not allow it"));
+                return Err(std::io::Error::other(
+                    "io_uring was asked for but this kernel does not allow it",
+                ));
             }
-            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().with_entries(entries).enable_timer().build().map(monoio::FusionRuntime::Uring)
+            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(entries)
+                .enable_timer()
+                .build()
+                .map(monoio::FusionRuntime::Uring)
         }
-        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().map(monoio::FusionRuntime::Legacy),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(monoio::FusionRuntime::Legacy),
     }
 }
 
@@ -218,7 +264,15 @@ pub fn driver_name(rt: &Rt) -> &'static str {
     }
 }
 
-fn shard_main(index: u16, shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, addr: SocketAddr, core: Option<usize>, driver: Driver, ready: flume::Sender<Result<(), String>>) {
+fn shard_main(
+    index: u16,
+    shared: Arc<Shared>,
+    inbox: flume::Receiver<LaneMsg>,
+    addr: SocketAddr,
+    core: Option<usize>,
+    driver: Driver,
+    ready: flume::Sender<Result<(), String>>,
+) {
     if let Some(c) = core {
         if let Err(e) = monoio::utils::bind_to_cpu_set([c]) {
             tracing::warn!(shard = index, core = c, "could not pin the shard: {e}");
@@ -227,13 +281,18 @@ fn shard_main(index: u16, shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, 
     let mut rt = match build_runtime(driver) {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {index}: cannot build its event loop: {e}")));
+            let _ = ready.send(Err(format!(
+                "shard {index}: cannot build its event loop: {e}"
+            )));
             return;
         }
     };
     tracing::info!(shard = index, driver = driver_name(&rt), core = ?core, "shard started");
     rt.block_on(async move {
-        let opts = monoio::net::ListenerOpts::new().reuse_port(true).reuse_addr(true).backlog(4096);
+        let opts = monoio::net::ListenerOpts::new()
+            .reuse_port(true)
+            .reuse_addr(true)
+            .backlog(4096);
         let listener = match monoio::net::TcpListener::bind_with_config(addr, &opts) {
             Ok(l) => l,
             Err(e) => {
@@ -241,7 +300,12 @@ fn shard_main(index: u16, shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, 
                 return;
             }
         };
-        let ctx = Rc::new(ShardCtx { shared: shared.clone(), lane: Lane::new(index), sessions: Sessions::default(), active: std::cell::Cell::new(0) });
+        let ctx = Rc::new(ShardCtx {
+            shared: shared.clone(),
+            lane: Lane::new(index),
+            sessions: Sessions::default(),
+            active: std::cell::Cell::new(0),
+        });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
         monoio::spawn(session_sweeper(ctx.clone()));
@@ -275,7 +339,11 @@ fn shard_main(index: u16, shared: Arc<Shared>, inbox: flume::Receiver<LaneMsg>, 
 }
 
 /// Messages from other threads to this shard.
-async fn inbox_loop(ctx: Rc<ShardCtx>, inbox: flume::Receiver<LaneMsg>, stop: local_sync::oneshot::Sender<()>) {
+async fn inbox_loop(
+    ctx: Rc<ShardCtx>,
+    inbox: flume::Receiver<LaneMsg>,
+    stop: local_sync::oneshot::Sender<()>,
+) {
     let mut stop = Some(stop);
     while let Ok(msg) = inbox.recv_async().await {
         match msg {

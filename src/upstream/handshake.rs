@@ -47,24 +47,47 @@ impl Handshake {
         Some(Handshake {
             era: Era::Modern,
             version: MODERN_VERSION.into(),
-            capabilities: result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
-            server_info: result.pointer("/_meta/io.modelcontextprotocol~1serverInfo").cloned().unwrap_or_else(|| json!({})),
-            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
+            capabilities: result
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            server_info: result
+                .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            instructions: result
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 
     /// From an `initialize` result; an error when the server chose a revision we do not speak.
     pub fn from_initialize(result: &Value) -> Result<Handshake, String> {
-        let version = result.get("protocolVersion").and_then(Value::as_str).ok_or("initialize result has no protocolVersion")?;
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .ok_or("initialize result has no protocolVersion")?;
         if !LEGACY_VERSIONS.contains(&version) {
-            return Err(format!("server chose protocol version {version:?}, which switchyard does not speak"));
+            return Err(format!(
+                "server chose protocol version {version:?}, which switchyard does not speak"
+            ));
         }
         Ok(Handshake {
             era: Era::Legacy,
             version: version.into(),
-            capabilities: result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
-            server_info: result.get("serverInfo").cloned().unwrap_or_else(|| json!({})),
-            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
+            capabilities: result
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            server_info: result
+                .get("serverInfo")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            instructions: result
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -113,7 +136,10 @@ pub fn with_modern_meta(params: Option<&[u8]>) -> Vec<u8> {
             // Insert our members at the start of the existing _meta object.
             let raw = meta.as_raw_str().as_bytes();
             let start = raw.as_ptr() as usize - params.as_ptr() as usize;
-            let empty = raw.iter().skip(1).all(|b| b.is_ascii_whitespace() || *b == b'}');
+            let empty = raw
+                .iter()
+                .skip(1)
+                .all(|b| b.is_ascii_whitespace() || *b == b'}');
             let mut out = Vec::with_capacity(params.len() + members.len() + 2);
             out.extend_from_slice(&params[..start + 1]);
             out.extend_from_slice(members.as_bytes());
@@ -125,7 +151,9 @@ pub fn with_modern_meta(params: Option<&[u8]>) -> Vec<u8> {
         }
         None => {
             let open = params.iter().position(|&b| b == b'{').unwrap_or(0);
-            let empty = params[open + 1..].iter().all(|b| b.is_ascii_whitespace() || *b == b'}');
+            let empty = params[open + 1..]
+                .iter()
+                .all(|b| b.is_ascii_whitespace() || *b == b'}');
             let mut out = Vec::with_capacity(params.len() + members.len() + 12);
             out.extend_from_slice(&params[..open + 1]);
             out.extend_from_slice(b"\"_meta\":{");
@@ -154,7 +182,9 @@ mod tests {
         assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
         let p = v(&with_modern_meta(Some(b"{}")));
         assert_eq!(p["_meta"][META_CAPS], json!({}));
-        let p = v(&with_modern_meta(Some(br#"{"name":"x","_meta":{"progressToken":5}}"#)));
+        let p = v(&with_modern_meta(Some(
+            br#"{"name":"x","_meta":{"progressToken":5}}"#,
+        )));
         assert_eq!(p["_meta"]["progressToken"], 5);
         assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
         assert_eq!(p["name"], "x");
@@ -174,7 +204,10 @@ mod tests {
         assert!(h.has_capability("tools") && !h.has_capability("prompts"));
         assert!(Handshake::from_discover(&json!({"supportedVersions":["2030-01-01"]})).is_none());
         let i = json!({"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"x","version":"1"}});
-        assert_eq!(Handshake::from_initialize(&i).unwrap().version, "2025-06-18");
+        assert_eq!(
+            Handshake::from_initialize(&i).unwrap().version,
+            "2025-06-18"
+        );
         assert!(Handshake::from_initialize(&json!({"protocolVersion":"1999-01-01"})).is_err());
     }
 }

@@ -29,12 +29,30 @@ pub struct HttpUpstream {
 
 impl HttpUpstream {
     pub fn new(url: &str, headers: &[(String, String)]) -> Result<HttpUpstream, String> {
-        Ok(HttpUpstream { url: Url::parse(url)?, headers: headers.to_vec(), session: ArcSwapOption::empty() })
+        Ok(HttpUpstream {
+            url: Url::parse(url)?,
+            headers: headers.to_vec(),
+            session: ArcSwapOption::empty(),
+        })
     }
 
     /// One POST on a pooled (or new) connection; a stale pooled connection is retried once on a new one.
-    async fn post(&self, lane: &Lane, up: &Upstream, headers: &[(&str, &str)], body: &[u8], deadline: Instant, want: Option<u64>) -> Result<PostOutcome, Error> {
-        let is_ours = move |msg: &[u8]| want.is_some() && sonic_rs::get(msg, ["id"]).ok().and_then(|v| v.as_raw_str().parse::<u64>().ok()) == want;
+    async fn post(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        deadline: Instant,
+        want: Option<u64>,
+    ) -> Result<PostOutcome, Error> {
+        let is_ours = move |msg: &[u8]| {
+            want.is_some()
+                && sonic_rs::get(msg, ["id"])
+                    .ok()
+                    .and_then(|v| v.as_raw_str().parse::<u64>().ok())
+                    == want
+        };
         for attempt in 0..2 {
             let (mut conn, reused) = match lane.take_conn(up.index) {
                 Some(c) if attempt == 0 => (c, true),
@@ -42,12 +60,27 @@ impl HttpUpstream {
                     let wait = deadline.saturating_duration_since(Instant::now());
                     let c = monoio::time::timeout(wait, client::connect(&self.url))
                         .await
-                        .map_err(|_| Error::upstream(ErrorKind::UpstreamTimeout, format!("server {:?}: connect timed out", up.name)))?
+                        .map_err(|_| {
+                            Error::upstream(
+                                ErrorKind::UpstreamTimeout,
+                                format!("server {:?}: connect timed out", up.name),
+                            )
+                        })?
                         .map_err(|e| unavailable(up, &e))?;
                     (c, false)
                 }
             };
-            match client::post(&mut conn, &self.url, headers, body, MAX_RESPONSE, deadline, &is_ours).await {
+            match client::post(
+                &mut conn,
+                &self.url,
+                headers,
+                body,
+                MAX_RESPONSE,
+                deadline,
+                &is_ours,
+            )
+            .await
+            {
                 Ok(out) => {
                     if out.reusable {
                         lane.put_conn(up.index, conn);
@@ -56,15 +89,26 @@ impl HttpUpstream {
                 }
                 Err(ClientError::Closed | ClientError::Io(_)) if reused => continue,
                 Err(ClientError::Timeout) => {
-                    return Err(Error::upstream(ErrorKind::UpstreamTimeout, format!("server {:?} did not answer in time", up.name)))
+                    return Err(Error::upstream(
+                        ErrorKind::UpstreamTimeout,
+                        format!("server {:?} did not answer in time", up.name),
+                    ))
                 }
                 Err(e) => return Err(unavailable(up, &e)),
             }
         }
-        Err(Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?}: connection failed", up.name)))
+        Err(Error::upstream(
+            ErrorKind::UpstreamUnavailable,
+            format!("server {:?}: connection failed", up.name),
+        ))
     }
 
-    fn base_headers<'a>(&'a self, version: &'a str, session: Option<&'a str>, out: &mut Vec<(&'a str, &'a str)>) {
+    fn base_headers<'a>(
+        &'a self,
+        version: &'a str,
+        session: Option<&'a str>,
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) {
         // 2025-03-26 and older have no version header.
         if version >= "2025-06-18" {
             out.push(("MCP-Protocol-Version", version));
@@ -79,21 +123,37 @@ impl HttpUpstream {
 
     /// Send one request and await its reply.
     #[allow(clippy::too_many_arguments)]
-    pub async fn call(&self, _shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, method: &str, params: Option<&[u8]>, name: Option<&str>, deadline: Instant) -> Result<Frame, Error> {
+    pub async fn call(
+        &self,
+        _shared: &Shared,
+        lane: &Lane,
+        up: &Upstream,
+        hs: &Handshake,
+        method: &str,
+        params: Option<&[u8]>,
+        name: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Frame, Error> {
         let id = lane.next_id();
         let body = request_with_id(Some(id), method, params);
         let encoded_name = name.map(encode_header_value);
         for attempt in 0..2 {
             let session = self.session.load_full();
             let mut headers = Vec::with_capacity(8);
-            self.base_headers(&hs.version, session.as_deref().map(String::as_str), &mut headers);
+            self.base_headers(
+                &hs.version,
+                session.as_deref().map(String::as_str),
+                &mut headers,
+            );
             if hs.era == Era::Modern {
                 headers.push(("Mcp-Method", method));
                 if let Some(n) = &encoded_name {
                     headers.push(("Mcp-Name", n.as_str()));
                 }
             }
-            let out = self.post(lane, up, &headers, &body, deadline, Some(id)).await?;
+            let out = self
+                .post(lane, up, &headers, &body, deadline, Some(id))
+                .await?;
             if hs.era == Era::Legacy && session.is_some() && attempt == 0 && session_lost(&out) {
                 tracing::info!(server = %up.name, "upstream forgot our session; initializing a new one");
                 self.session.compare_and_swap(&session, None);
@@ -102,23 +162,45 @@ impl HttpUpstream {
             }
             return find_reply(up, &out, id);
         }
-        Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} keeps losing its session", up.name)))
+        Err(Error::upstream(
+            ErrorKind::UpstreamProtocol,
+            format!("server {:?} keeps losing its session", up.name),
+        ))
     }
 
     /// Probe `server/discover`; fall back to `initialize`.
-    pub async fn handshake(&self, lane: &Lane, up: &Upstream, deadline: Instant, try_modern: bool) -> Result<Handshake, Error> {
+    pub async fn handshake(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        deadline: Instant,
+        try_modern: bool,
+    ) -> Result<Handshake, Error> {
         if try_modern {
             let id = lane.next_id();
-            let body = request_with_id(Some(id), "server/discover", Some(&handshake::discover_params()));
-            let mut headers = vec![("MCP-Protocol-Version", MODERN_VERSION), ("Mcp-Method", "server/discover")];
+            let body = request_with_id(
+                Some(id),
+                "server/discover",
+                Some(&handshake::discover_params()),
+            );
+            let mut headers = vec![
+                ("MCP-Protocol-Version", MODERN_VERSION),
+                ("Mcp-Method", "server/discover"),
+            ];
             for (k, v) in &self.headers {
                 headers.push((k.as_str(), v.as_str()));
             }
             let probe_deadline = deadline.min(Instant::now() + Duration::from_secs(10));
-            let out = self.post(lane, up, &headers, &body, probe_deadline, Some(id)).await?;
+            let out = self
+                .post(lane, up, &headers, &body, probe_deadline, Some(id))
+                .await?;
             if (200..300).contains(&out.status) {
                 if let Ok(f) = find_reply(up, &out, id) {
-                    if let Some(h) = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()).and_then(|r| Handshake::from_discover(&r)) {
+                    if let Some(h) = f
+                        .result_raw()
+                        .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+                        .and_then(|r| Handshake::from_discover(&r))
+                    {
                         return Ok(h);
                     }
                 }
@@ -127,27 +209,58 @@ impl HttpUpstream {
         self.legacy_handshake(lane, up, deadline).await
     }
 
-    async fn legacy_handshake(&self, lane: &Lane, up: &Upstream, deadline: Instant) -> Result<Handshake, Error> {
+    async fn legacy_handshake(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        deadline: Instant,
+    ) -> Result<Handshake, Error> {
         let id = lane.next_id();
-        let body = request_with_id(Some(id), "initialize", Some(&handshake::initialize_params()));
+        let body = request_with_id(
+            Some(id),
+            "initialize",
+            Some(&handshake::initialize_params()),
+        );
         let mut headers = Vec::new();
         for (k, v) in &self.headers {
             headers.push((k.as_str(), v.as_str()));
         }
-        let out = self.post(lane, up, &headers, &body, deadline, Some(id)).await?;
+        let out = self
+            .post(lane, up, &headers, &body, deadline, Some(id))
+            .await?;
         let frame = find_reply(up, &out, id)?;
         let result = frame
             .result_raw()
             .and_then(|r| serde_json::from_slice::<Value>(r).ok())
-            .ok_or_else(|| Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} refused initialize: {}", up.name, String::from_utf8_lossy(frame.error_raw().unwrap_or(b"")))))?;
-        let hs = Handshake::from_initialize(&result).map_err(|e| Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?}: {e}", up.name)))?;
+            .ok_or_else(|| {
+                Error::upstream(
+                    ErrorKind::UpstreamProtocol,
+                    format!(
+                        "server {:?} refused initialize: {}",
+                        up.name,
+                        String::from_utf8_lossy(frame.error_raw().unwrap_or(b""))
+                    ),
+                )
+            })?;
+        let hs = Handshake::from_initialize(&result).map_err(|e| {
+            Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!("server {:?}: {e}", up.name),
+            )
+        })?;
         let session = out.session_id.clone();
         let mut headers = Vec::new();
         self.base_headers(&hs.version, session.as_deref(), &mut headers);
         let note = request_with_id(None, "notifications/initialized", None);
         let out = self.post(lane, up, &headers, &note, deadline, None).await?;
         if !(200..300).contains(&out.status) {
-            return Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} refused notifications/initialized with HTTP {}", up.name, out.status)));
+            return Err(Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!(
+                    "server {:?} refused notifications/initialized with HTTP {}",
+                    up.name, out.status
+                ),
+            ));
         }
         self.session.store(session.map(Arc::new));
         Ok(hs)
@@ -155,11 +268,17 @@ impl HttpUpstream {
 
     /// End our upstream session (at shutdown).
     pub async fn close_session(&self, up: &Upstream) {
-        let Some(session) = self.session.swap(None) else { return };
+        let Some(session) = self.session.swap(None) else {
+            return;
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
-        if let Ok(Ok(mut conn)) = monoio::time::timeout(Duration::from_secs(2), client::connect(&self.url)).await {
+        if let Ok(Ok(mut conn)) =
+            monoio::time::timeout(Duration::from_secs(2), client::connect(&self.url)).await
+        {
             let headers = [("Mcp-Session-Id", session.as_str())];
-            if let Err(e) = client::bodiless(&mut conn, "DELETE", &self.url, &headers, deadline).await {
+            if let Err(e) =
+                client::bodiless(&mut conn, "DELETE", &self.url, &headers, deadline).await
+            {
                 tracing::debug!(server = %up.name, "closing the upstream session: {e}");
             }
         }
@@ -167,7 +286,10 @@ impl HttpUpstream {
 }
 
 fn unavailable(up: &Upstream, e: &ClientError) -> Error {
-    Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} is unavailable: {e}", up.name))
+    Error::upstream(
+        ErrorKind::UpstreamUnavailable,
+        format!("server {:?} is unavailable: {e}", up.name),
+    )
 }
 
 /// The upstream no longer knows our session: 404 (the spec), or the 400 "no valid session" some
@@ -176,7 +298,11 @@ fn session_lost(out: &PostOutcome) -> bool {
     match out.status {
         404 => true,
         400 => {
-            let text = out.messages.first().map(|m| m.as_ref()).unwrap_or(&out.other_body);
+            let text = out
+                .messages
+                .first()
+                .map(|m| m.as_ref())
+                .unwrap_or(&out.other_body);
             let text = String::from_utf8_lossy(text).to_ascii_lowercase();
             text.contains("session") || text.contains("not initialized")
         }
@@ -188,7 +314,9 @@ fn session_lost(out: &PostOutcome) -> bool {
 fn find_reply(up: &Upstream, out: &PostOutcome, id: u64) -> Result<Frame, Error> {
     let mut unaddressed_error: Option<Frame> = None;
     for msg in &out.messages {
-        let Ok(f) = Frame::parse(Bytes::clone(msg)) else { continue };
+        let Ok(f) = Frame::parse(Bytes::clone(msg)) else {
+            continue;
+        };
         match f.kind {
             Kind::Response | Kind::ErrorResponse if f.id_u64() == Some(id) => return Ok(f),
             Kind::ErrorResponse => unaddressed_error = Some(f),
@@ -197,9 +325,17 @@ fn find_reply(up: &Upstream, out: &PostOutcome, id: u64) -> Result<Frame, Error>
     }
     let detail = match &unaddressed_error {
         Some(f) => String::from_utf8_lossy(f.error_raw().unwrap_or(b"")).into_owned(),
-        None => String::from_utf8_lossy(&out.other_body[..out.other_body.len().min(200)]).into_owned(),
+        None => {
+            String::from_utf8_lossy(&out.other_body[..out.other_body.len().min(200)]).into_owned()
+        }
     };
-    Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} answered HTTP {} without a response: {detail}", up.name, out.status)))
+    Err(Error::upstream(
+        ErrorKind::UpstreamProtocol,
+        format!(
+            "server {:?} answered HTTP {} without a response: {detail}",
+            up.name, out.status
+        ),
+    ))
 }
 
 /// An `Mcp-Name`-style header value: plain when it is safe ASCII, else `=?base64?…?=`.
@@ -207,19 +343,29 @@ pub fn encode_header_value(v: &str) -> String {
     use base64::Engine;
     let looks_encoded = v.starts_with("=?base64?") && v.ends_with("?=");
     let safe_ascii = v.bytes().all(|b| (0x20..0x7f).contains(&b));
-    let plain = !v.is_empty() && safe_ascii && !v.starts_with(' ') && !v.ends_with(' ') && !looks_encoded;
+    let plain =
+        !v.is_empty() && safe_ascii && !v.starts_with(' ') && !v.ends_with(' ') && !looks_encoded;
     if plain {
         v.to_owned()
     } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(v.as_bytes()))
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
+        )
     }
 }
 
 /// Decode a header value that may use the base64 sentinel; `None` when malformed.
 pub fn decode_header_value(v: &str) -> Option<String> {
     use base64::Engine;
-    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
-        Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok()),
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
         None => Some(v.to_owned()),
     }
 }
@@ -234,7 +380,10 @@ mod tests {
         let e = encode_header_value("héllo");
         assert!(e.starts_with("=?base64?"));
         assert_eq!(decode_header_value(&e).as_deref(), Some("héllo"));
-        assert_eq!(decode_header_value(&encode_header_value(" padded ")).as_deref(), Some(" padded "));
+        assert_eq!(
+            decode_header_value(&encode_header_value(" padded ")).as_deref(),
+            Some(" padded ")
+        );
         assert_eq!(decode_header_value("=?base64?!!?="), None);
     }
 }

@@ -60,18 +60,30 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(index: u16, cfg: &config::Server, default_timeout_ms: u64) -> Result<Upstream, String> {
+    pub fn new(
+        index: u16,
+        cfg: &config::Server,
+        default_timeout_ms: u64,
+    ) -> Result<Upstream, String> {
         let transport = match &cfg.transport {
             config::Transport::Stdio { .. } => Transport::Stdio(stdio::StdioUpstream::default()),
-            config::Transport::Http { url, headers } => Transport::Http(http::HttpUpstream::new(url, headers)?),
+            config::Transport::Http { url, headers } => {
+                Transport::Http(http::HttpUpstream::new(url, headers)?)
+            }
         };
         Ok(Upstream {
             index,
             name: cfg.name.clone(),
             config: cfg.clone(),
-            status: ArcSwap::from_pointee(if cfg.enabled { Status::Starting } else { Status::Disabled }),
+            status: ArcSwap::from_pointee(if cfg.enabled {
+                Status::Starting
+            } else {
+                Status::Disabled
+            }),
             transport,
-            request_timeout: Duration::from_millis(cfg.request_timeout_ms.unwrap_or(default_timeout_ms)),
+            request_timeout: Duration::from_millis(
+                cfg.request_timeout_ms.unwrap_or(default_timeout_ms),
+            ),
             era_hint: AtomicU8::new(supervisor::HINT_UNKNOWN),
             last_handshake: arc_swap::ArcSwapOption::empty(),
         })
@@ -97,7 +109,9 @@ impl Upstream {
 
     pub fn unavailable(&self) -> Error {
         let why = match &**self.status.load() {
-            Status::Down { reason, .. } => format!("server {:?} is unavailable: {reason}", self.name),
+            Status::Down { reason, .. } => {
+                format!("server {:?} is unavailable: {reason}", self.name)
+            }
             Status::Starting => format!("server {:?} is still starting", self.name),
             Status::Disabled => format!("server {:?} is disabled", self.name),
             Status::Ready(_) => format!("server {:?} is unavailable", self.name),
@@ -109,14 +123,31 @@ impl Upstream {
 /// Send one request to `up` from `lane` and await the reply frame (a response or an error response,
 /// with the upstream's id: the caller re-addresses it). `params` are forwarded as given, except that a
 /// modern upstream gets the per-request `_meta` it requires.
-pub async fn call(shared: &Shared, lane: &Lane, up: &Upstream, method: &str, params: Option<&[u8]>, name: Option<&str>) -> Result<Frame, Error> {
-    let Some(hs) = up.ready() else { return Err(up.unavailable()) };
+pub async fn call(
+    shared: &Shared,
+    lane: &Lane,
+    up: &Upstream,
+    method: &str,
+    params: Option<&[u8]>,
+    name: Option<&str>,
+) -> Result<Frame, Error> {
+    let Some(hs) = up.ready() else {
+        return Err(up.unavailable());
+    };
     call_with(shared, lane, up, &hs, method, params, name).await
 }
 
 /// `call` with a given handshake, whatever the upstream's published status (bring-up uses it to
 /// fetch lists before the upstream is announced ready).
-pub async fn call_with(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, method: &str, params: Option<&[u8]>, name: Option<&str>) -> Result<Frame, Error> {
+pub async fn call_with(
+    shared: &Shared,
+    lane: &Lane,
+    up: &Upstream,
+    hs: &Handshake,
+    method: &str,
+    params: Option<&[u8]>,
+    name: Option<&str>,
+) -> Result<Frame, Error> {
     let injected;
     let params = if hs.era == Era::Modern {
         injected = handshake::with_modern_meta(params);
@@ -127,6 +158,9 @@ pub async fn call_with(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handsha
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
         Transport::Stdio(s) => s.call(lane, up, method, params, deadline).await,
-        Transport::Http(h) => h.call(shared, lane, up, hs, method, params, name, deadline).await,
+        Transport::Http(h) => {
+            h.call(shared, lane, up, hs, method, params, name, deadline)
+                .await
+        }
     }
 }

@@ -41,11 +41,21 @@ pub struct StdioConn {
 impl StdioUpstream {
     /// Start the child and its pipe threads. The handshake is the caller's next step.
     pub fn spawn(&self, shared: &Arc<Shared>, up: &Arc<Upstream>) -> std::io::Result<u64> {
-        let config::Transport::Stdio { command, args, env, cwd } = &up.config.transport else {
+        let config::Transport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } = &up.config.transport
+        else {
             return Err(std::io::Error::other("not a stdio server"));
         };
         let mut cmd = Command::new(command);
-        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
@@ -61,7 +71,9 @@ impl StdioUpstream {
             });
         }
         let mut child = cmd.spawn()?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             let _ = child.kill();
             return Err(std::io::Error::other("child pipes missing"));
         };
@@ -69,27 +81,37 @@ impl StdioUpstream {
         let (tx, rx) = flume::unbounded::<Vec<u8>>();
         let pid = child.id();
         let name = up.name.clone();
-        std::thread::Builder::new().name(format!("{name}-stdin")).spawn(move || writer(stdin, rx))?;
+        std::thread::Builder::new()
+            .name(format!("{name}-stdin"))
+            .spawn(move || writer(stdin, rx))?;
         let n = up.name.clone();
-        std::thread::Builder::new().name(format!("{name}-stderr")).spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                match line {
-                    Ok(l) => tracing::info!(server = %n, "{l}"),
-                    Err(_) => break,
+        std::thread::Builder::new()
+            .name(format!("{name}-stderr"))
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    match line {
+                        Ok(l) => tracing::info!(server = %n, "{l}"),
+                        Err(_) => break,
+                    }
                 }
-            }
-        })?;
+            })?;
         let (shared2, up2, tx2) = (shared.clone(), up.clone(), tx.clone());
-        std::thread::Builder::new().name(format!("{name}-stdout")).spawn(move || {
-            reader(&shared2, &up2, generation, stdout, &tx2);
-            let status = child.wait();
-            let reason = match status {
-                Ok(s) => format!("process exited ({s})"),
-                Err(e) => format!("process lost: {e}"),
-            };
-            gone(&shared2, &up2, generation, reason);
-        })?;
-        self.conn.store(Some(Arc::new(StdioConn { tx, generation, pid })));
+        std::thread::Builder::new()
+            .name(format!("{name}-stdout"))
+            .spawn(move || {
+                reader(&shared2, &up2, generation, stdout, &tx2);
+                let status = child.wait();
+                let reason = match status {
+                    Ok(s) => format!("process exited ({s})"),
+                    Err(e) => format!("process lost: {e}"),
+                };
+                gone(&shared2, &up2, generation, reason);
+            })?;
+        self.conn.store(Some(Arc::new(StdioConn {
+            tx,
+            generation,
+            pid,
+        })));
         Ok(generation)
     }
 
@@ -109,9 +131,19 @@ impl StdioUpstream {
     }
 
     /// Send one request and await its reply, whatever the upstream's status (the handshake uses this).
-    pub async fn request(&self, lane: &Lane, up: &Upstream, method: &str, params: Option<&[u8]>, deadline: Instant) -> Result<Frame, Error> {
+    pub async fn request(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        method: &str,
+        params: Option<&[u8]>,
+        deadline: Instant,
+    ) -> Result<Frame, Error> {
         let Some(conn) = self.conn.load_full() else {
-            return Err(Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} is not running", up.name)));
+            return Err(Error::upstream(
+                ErrorKind::UpstreamUnavailable,
+                format!("server {:?} is not running", up.name),
+            ));
         };
         let id = lane.next_id();
         let mut msg = request_with_id(Some(id), method, params);
@@ -119,26 +151,46 @@ impl StdioUpstream {
         let waiter = lane.expect(id, up.index);
         if conn.tx.send(msg).is_err() {
             lane.forget(id);
-            return Err(Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} is not running", up.name)));
+            return Err(Error::upstream(
+                ErrorKind::UpstreamUnavailable,
+                format!("server {:?} is not running", up.name),
+            ));
         }
-        let res = lane.wait(waiter, deadline.saturating_duration_since(Instant::now()), &up.name).await;
+        let res = lane
+            .wait(
+                waiter,
+                deadline.saturating_duration_since(Instant::now()),
+                &up.name,
+            )
+            .await;
         if matches!(&res, Err(e) if e.kind == ErrorKind::UpstreamTimeout) {
             // Tell the server to stop working on it.
-            let params = format!("{{\"requestId\":{id},\"reason\":\"switchyard: request timed out\"}}");
-            let mut note = request_with_id(None, "notifications/cancelled", Some(params.as_bytes()));
+            let params =
+                format!("{{\"requestId\":{id},\"reason\":\"switchyard: request timed out\"}}");
+            let mut note =
+                request_with_id(None, "notifications/cancelled", Some(params.as_bytes()));
             note.push(b'\n');
             let _ = conn.tx.send(note);
         }
         res
     }
 
-    pub async fn call(&self, lane: &Lane, up: &Upstream, method: &str, params: Option<&[u8]>, deadline: Instant) -> Result<Frame, Error> {
+    pub async fn call(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        method: &str,
+        params: Option<&[u8]>,
+        deadline: Instant,
+    ) -> Result<Frame, Error> {
         self.request(lane, up, method, params, deadline).await
     }
 
     /// Send a notification (no reply).
     pub fn notify(&self, method: &str, params: Option<&[u8]>) -> bool {
-        let Some(conn) = self.conn.load_full() else { return false };
+        let Some(conn) = self.conn.load_full() else {
+            return false;
+        };
         let mut msg = request_with_id(None, method, params);
         msg.push(b'\n');
         conn.tx.send(msg).is_ok()
@@ -163,12 +215,21 @@ fn writer(mut stdin: std::process::ChildStdin, rx: flume::Receiver<Vec<u8>>) {
     }
 }
 
-fn reader(shared: &Shared, up: &Upstream, generation: u64, stdout: std::process::ChildStdout, tx: &flume::Sender<Vec<u8>>) {
+fn reader(
+    shared: &Shared,
+    up: &Upstream,
+    generation: u64,
+    stdout: std::process::ChildStdout,
+    tx: &flume::Sender<Vec<u8>>,
+) {
     let mut r = BufReader::with_capacity(64 << 10, stdout);
     let mut line = Vec::with_capacity(8 << 10);
     loop {
         line.clear();
-        match (&mut r).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+        match (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -196,16 +257,24 @@ fn reader(shared: &Shared, up: &Upstream, generation: u64, stdout: std::process:
                 let (lane, _) = split_id(id);
                 match shared.lanes.get(lane as usize) {
                     Some(l) => {
-                        let _ = l.send(LaneMsg::Reply { upstream: up.index, frame });
+                        let _ = l.send(LaneMsg::Reply {
+                            upstream: up.index,
+                            frame,
+                        });
                     }
-                    None => tracing::warn!(server = %up.name, id, "a response for no lane; dropped"),
+                    None => {
+                        tracing::warn!(server = %up.name, id, "a response for no lane; dropped")
+                    }
                 }
             }
             Kind::Request => answer_server_request(up, &frame, tx),
             Kind::Notification => {
                 let method = frame.method().unwrap_or_default();
                 if method.ends_with("/list_changed") {
-                    let _ = shared.control.send(ControlMsg::ListChanged { upstream: up.index, generation });
+                    let _ = shared.control.send(ControlMsg::ListChanged {
+                        upstream: up.index,
+                        generation,
+                    });
                 } else {
                     tracing::debug!(server = %up.name, %method, "notification not relayed yet");
                 }
@@ -243,11 +312,23 @@ fn gone(shared: &Shared, up: &Upstream, generation: u64, reason: String) {
     }
     tracing::warn!(server = %up.name, "{reason}");
     if !shared.is_stopping() {
-        up.status.store(Arc::new(Status::Down { reason: reason.clone(), since: Instant::now() }));
+        up.status.store(Arc::new(Status::Down {
+            reason: reason.clone(),
+            since: Instant::now(),
+        }));
     }
-    let err = Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} is unavailable: {reason}", up.name));
+    let err = Error::upstream(
+        ErrorKind::UpstreamUnavailable,
+        format!("server {:?} is unavailable: {reason}", up.name),
+    );
     for lane in shared.lanes.iter() {
-        let _ = lane.send(LaneMsg::UpstreamGone { upstream: up.index, error: err.clone() });
+        let _ = lane.send(LaneMsg::UpstreamGone {
+            upstream: up.index,
+            error: err.clone(),
+        });
     }
-    let _ = shared.control.send(ControlMsg::Exited { upstream: up.index, generation });
+    let _ = shared.control.send(ControlMsg::Exited {
+        upstream: up.index,
+        generation,
+    });
 }

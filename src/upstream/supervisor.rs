@@ -23,19 +23,40 @@ pub const HINT_LEGACY: u8 = 2;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Start (or restart) one upstream and handshake with it.
-pub async fn start(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>) -> Result<Handshake, Error> {
+pub async fn start(
+    shared: &Arc<Shared>,
+    lane: &Lane,
+    up: &Arc<Upstream>,
+) -> Result<Handshake, Error> {
     let deadline = Instant::now() + Duration::from_millis(up.config.startup_timeout_ms);
     let try_modern = up.era_hint.load(Ordering::Relaxed) != HINT_LEGACY;
     let hs = match &up.transport {
         Transport::Stdio(s) => {
-            s.spawn(shared, up).map_err(|e| Error::upstream(ErrorKind::UpstreamUnavailable, format!("server {:?} failed to start: {e}", up.name)))?;
+            s.spawn(shared, up).map_err(|e| {
+                Error::upstream(
+                    ErrorKind::UpstreamUnavailable,
+                    format!("server {:?} failed to start: {e}", up.name),
+                )
+            })?;
             let mut found = None;
             if try_modern {
                 // Probe the modern revision first; silence or any error means legacy.
                 let probe_deadline = deadline.min(Instant::now() + Duration::from_secs(5));
-                match s.request(lane, up, "server/discover", Some(&handshake::discover_params()), probe_deadline).await {
+                match s
+                    .request(
+                        lane,
+                        up,
+                        "server/discover",
+                        Some(&handshake::discover_params()),
+                        probe_deadline,
+                    )
+                    .await
+                {
                     Ok(f) if f.kind == Kind::Response => {
-                        found = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()).and_then(|r| Handshake::from_discover(&r));
+                        found = f
+                            .result_raw()
+                            .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+                            .and_then(|r| Handshake::from_discover(&r));
                     }
                     Ok(_) => {}
                     Err(e) if e.kind == ErrorKind::UpstreamUnavailable => {
@@ -49,11 +70,34 @@ pub async fn start(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>) -> Res
             match found {
                 Some(h) => h,
                 None => {
-                    let f = s.request(lane, up, "initialize", Some(&handshake::initialize_params()), deadline).await?;
-                    let result = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()).ok_or_else(|| {
-                        Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} refused initialize: {}", up.name, String::from_utf8_lossy(f.error_raw().unwrap_or(b""))))
+                    let f = s
+                        .request(
+                            lane,
+                            up,
+                            "initialize",
+                            Some(&handshake::initialize_params()),
+                            deadline,
+                        )
+                        .await?;
+                    let result = f
+                        .result_raw()
+                        .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+                        .ok_or_else(|| {
+                            Error::upstream(
+                                ErrorKind::UpstreamProtocol,
+                                format!(
+                                    "server {:?} refused initialize: {}",
+                                    up.name,
+                                    String::from_utf8_lossy(f.error_raw().unwrap_or(b""))
+                                ),
+                            )
+                        })?;
+                    let h = Handshake::from_initialize(&result).map_err(|e| {
+                        Error::upstream(
+                            ErrorKind::UpstreamProtocol,
+                            format!("server {:?}: {e}", up.name),
+                        )
                     })?;
-                    let h = Handshake::from_initialize(&result).map_err(|e| Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?}: {e}", up.name)))?;
                     s.notify("notifications/initialized", None);
                     h
                 }
@@ -68,7 +112,12 @@ pub async fn start(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>) -> Res
 }
 
 /// Fetch every list the upstream offers, following its cursors.
-pub async fn fetch_lists(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake) -> Result<UpstreamLists, Error> {
+pub async fn fetch_lists(
+    shared: &Shared,
+    lane: &Lane,
+    up: &Upstream,
+    hs: &Handshake,
+) -> Result<UpstreamLists, Error> {
     let mut lists = UpstreamLists::default();
     if hs.has_capability("tools") {
         lists.tools = fetch_all(shared, lane, up, hs, "tools/list", "tools").await?;
@@ -79,12 +128,28 @@ pub async fn fetch_lists(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Hands
     if hs.has_capability("resources") {
         lists.resources = fetch_all(shared, lane, up, hs, "resources/list", "resources").await?;
         // Templates are optional even for resource servers.
-        lists.templates = fetch_all(shared, lane, up, hs, "resources/templates/list", "resourceTemplates").await.unwrap_or_default();
+        lists.templates = fetch_all(
+            shared,
+            lane,
+            up,
+            hs,
+            "resources/templates/list",
+            "resourceTemplates",
+        )
+        .await
+        .unwrap_or_default();
     }
     Ok(lists)
 }
 
-async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, method: &str, key: &str) -> Result<Vec<Value>, Error> {
+async fn fetch_all(
+    shared: &Shared,
+    lane: &Lane,
+    up: &Upstream,
+    hs: &Handshake,
+    method: &str,
+    key: &str,
+) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1000 {
@@ -92,9 +157,20 @@ async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, 
             Some(c) => serde_json::json!({ "cursor": c }).to_string(),
             None => "{}".to_owned(),
         };
-        let f = super::call_with(shared, lane, up, hs, method, Some(params.as_bytes()), None).await?;
-        let Some(result) = f.result_raw().and_then(|r| serde_json::from_slice::<Value>(r).ok()) else {
-            return Err(Error::upstream(ErrorKind::UpstreamProtocol, format!("server {:?} failed {method}: {}", up.name, String::from_utf8_lossy(f.error_raw().unwrap_or(b"")))));
+        let f =
+            super::call_with(shared, lane, up, hs, method, Some(params.as_bytes()), None).await?;
+        let Some(result) = f
+            .result_raw()
+            .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+        else {
+            return Err(Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!(
+                    "server {:?} failed {method}: {}",
+                    up.name,
+                    String::from_utf8_lossy(f.error_raw().unwrap_or(b""))
+                ),
+            ));
         };
         if let Some(items) = result.get(key).and_then(Value::as_array) {
             out.extend(items.iter().cloned());
@@ -109,5 +185,8 @@ async fn fetch_all(shared: &Shared, lane: &Lane, up: &Upstream, hs: &Handshake, 
 
 /// Mark an upstream down.
 pub fn mark_down(up: &Upstream, reason: String) {
-    up.status.store(Arc::new(Status::Down { reason, since: Instant::now() }));
+    up.status.store(Arc::new(Status::Down {
+        reason,
+        since: Instant::now(),
+    }));
 }
