@@ -50,8 +50,9 @@ pub struct Catalog {
     pub prompts: HashMap<Box<str>, Route>,
     pub resources: HashMap<Box<str>, Route>,
     pub templates: Vec<(Template, u16)>,
-    /// Upstreams that offer resources, in config order (the fallback owner for unlisted URIs).
-    pub resource_servers: Vec<u16>,
+    /// Upstreams that offer resources (name, index), in config order: `<name>+<uri>` reaches one
+    /// directly, and the only one is the owner of any unlisted URI.
+    pub resource_servers: Vec<(Box<str>, u16)>,
     pub tools_list: ListBody,
     pub prompts_list: ListBody,
     pub resources_list: ListBody,
@@ -158,7 +159,7 @@ impl Catalog {
         let mut resource_servers = Vec::new();
         for p in parts {
             if p.handshake.has_capability("resources") {
-                resource_servers.push(p.index);
+                resource_servers.push((Box::from(p.name), p.index));
             }
             for e in &p.lists.resources {
                 let (Some(uri), Value::Object(obj)) = (e.get("uri").and_then(Value::as_str), e)
@@ -194,6 +195,12 @@ impl Catalog {
                     if let Some(parsed) = Template::parse(t) {
                         template_routes.push((parsed, p.index));
                     }
+                } else {
+                    // The same template on a later server: its URIs are reached as `<server>+…`.
+                    obj.insert(
+                        "uriTemplate".into(),
+                        Value::String(format!("{}+{t}", p.name)),
+                    );
                 }
                 templates.push(Value::Object(obj));
             }
@@ -222,10 +229,19 @@ impl Catalog {
         }
     }
 
-    /// The owner of a resource URI: listed URIs, then templates, then the only resource server.
+    /// The owner of a resource URI: listed URIs, then the `<server>+<uri>` form, then templates, then
+    /// the only resource server.
     pub fn resource_route(&self, uri: &str) -> Option<Route> {
         if let Some(r) = self.resources.get(uri) {
             return Some(r.clone());
+        }
+        for (name, up) in &self.resource_servers {
+            if let Some(rest) = uri.strip_prefix(&**name).and_then(|r| r.strip_prefix('+')) {
+                return Some(Route {
+                    upstream: *up,
+                    original: rest.into(),
+                });
+            }
         }
         if let Some((_, up)) = self.templates.iter().find(|(t, _)| t.matches(uri)) {
             return Some(Route {
@@ -234,7 +250,7 @@ impl Catalog {
             });
         }
         match self.resource_servers.as_slice() {
-            [only] => Some(Route {
+            [(_, only)] => Some(Route {
                 upstream: *only,
                 original: uri.into(),
             }),
@@ -312,6 +328,7 @@ mod tests {
             tools: vec![json!({"name":"echo","inputSchema":{"type":"object"},"_meta":{"keep":1}})],
             prompts: vec![json!({"name":"p"})],
             resources: vec![json!({"uri":"file:///x","name":"x2"})],
+            templates: vec![json!({"uriTemplate":"demo://r/{id}","name":"r"})],
             ..Default::default()
         };
         let ha = hs(json!({"tools":{},"resources":{}}), Some("Use a."));
@@ -352,6 +369,10 @@ mod tests {
         let r = c.resource_route("b+file:///x").unwrap();
         assert_eq!((r.upstream, &*r.original), (1, "file:///x"));
         assert_eq!(c.resource_route("demo://r/7").unwrap().upstream, 0);
+        let r = c.resource_route("b+demo://r/7").unwrap();
+        assert_eq!((r.upstream, &*r.original), (1, "demo://r/7"));
+        let t: Value = serde_json::from_slice(&c.templates_list.legacy).unwrap();
+        assert_eq!(t["resourceTemplates"][1]["uriTemplate"], "b+demo://r/{id}");
         assert!(c.resource_route("zzz://nothing").is_none());
         assert!(c.capabilities.get("prompts").is_some() && c.capabilities.get("logging").is_none());
         assert!(c.instructions.as_deref().unwrap().contains("## a\nUse a."));
