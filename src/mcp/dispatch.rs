@@ -206,15 +206,7 @@ async fn forward_renamed(
         }
         None => params,
     };
-    let reply = upstream::call(
-        &ctx.shared,
-        &ctx.lane,
-        up,
-        method,
-        Some(params),
-        Some(&route.original),
-    )
-    .await?;
+    let reply = upstream::call(&ctx.lane, up, method, Some(params), Some(&route.original)).await?;
     Ok(relay(ex, &reply))
 }
 
@@ -306,7 +298,6 @@ async fn complete(
         .ok_or_else(|| Error::internal("route to a missing upstream"))?;
     let body = params.to_string();
     let reply = upstream::call(
-        &ctx.shared,
         &ctx.lane,
         up,
         "completion/complete",
@@ -325,9 +316,7 @@ async fn set_log_level(ctx: &ShardCtx, ex: &Exchange<'_>) {
         if hs.era != upstream::Era::Legacy || !hs.has_capability("logging") {
             continue;
         }
-        if let Err(e) =
-            upstream::call(&ctx.shared, &ctx.lane, up, "logging/setLevel", params, None).await
-        {
+        if let Err(e) = upstream::call(&ctx.lane, up, "logging/setLevel", params, None).await {
             tracing::warn!(server = %up.name, "logging/setLevel: {e}");
         }
     }

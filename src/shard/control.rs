@@ -109,7 +109,7 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
         let res = async {
             let hs = supervisor::start(&st.shared, &st.lane, &up).await?;
             let hs = Arc::new(hs);
-            let lists = supervisor::fetch_lists(&st.shared, &st.lane, &up, &hs).await?;
+            let lists = supervisor::fetch_lists(&st.lane, &up, &hs).await?;
             Ok::<_, crate::error::Error>((hs, lists))
         }
         .await;
@@ -142,7 +142,7 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
 /// Re-fetch one upstream's lists after it said they changed.
 async fn refresh(st: Rc<State>, up: Arc<Upstream>) {
     let Some(hs) = up.ready() else { return };
-    match supervisor::fetch_lists(&st.shared, &st.lane, &up, &hs).await {
+    match supervisor::fetch_lists(&st.lane, &up, &hs).await {
         Ok(lists) => {
             st.lists.borrow_mut()[up.index as usize] = Some(lists);
             publish(&st);

@@ -14,7 +14,6 @@ use crate::error::{Error, ErrorKind};
 use crate::http::client::{self, ClientError, PostOutcome, Url};
 use crate::jsonrpc::{request_with_id, Frame, Kind};
 use crate::shard::lane::Lane;
-use crate::shard::Shared;
 
 /// Largest response body accepted from an upstream.
 const MAX_RESPONSE: usize = 64 << 20;
@@ -122,10 +121,8 @@ impl HttpUpstream {
     }
 
     /// Send one request and await its reply.
-    #[allow(clippy::too_many_arguments)]
     pub async fn call(
         &self,
-        _shared: &Shared,
         lane: &Lane,
         up: &Upstream,
         hs: &Handshake,

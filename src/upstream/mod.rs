@@ -17,7 +17,6 @@ use crate::config;
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::Frame;
 use crate::shard::lane::Lane;
-use crate::shard::Shared;
 
 pub use handshake::{Era, Handshake, MODERN_VERSION};
 
@@ -124,7 +123,6 @@ impl Upstream {
 /// with the upstream's id: the caller re-addresses it). `params` are forwarded as given, except that a
 /// modern upstream gets the per-request `_meta` it requires.
 pub async fn call(
-    shared: &Shared,
     lane: &Lane,
     up: &Upstream,
     method: &str,
@@ -134,13 +132,12 @@ pub async fn call(
     let Some(hs) = up.ready() else {
         return Err(up.unavailable());
     };
-    call_with(shared, lane, up, &hs, method, params, name).await
+    call_with(lane, up, &hs, method, params, name).await
 }
 
 /// `call` with a given handshake, whatever the upstream's published status (bring-up uses it to
 /// fetch lists before the upstream is announced ready).
 pub async fn call_with(
-    shared: &Shared,
     lane: &Lane,
     up: &Upstream,
     hs: &Handshake,
@@ -157,10 +154,7 @@ pub async fn call_with(
     };
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
-        Transport::Stdio(s) => s.call(lane, up, method, params, deadline).await,
-        Transport::Http(h) => {
-            h.call(shared, lane, up, hs, method, params, name, deadline)
-                .await
-        }
+        Transport::Stdio(s) => s.request(lane, up, method, params, deadline).await,
+        Transport::Http(h) => h.call(lane, up, hs, method, params, name, deadline).await,
     }
 }

@@ -175,17 +175,6 @@ impl StdioUpstream {
         res
     }
 
-    pub async fn call(
-        &self,
-        lane: &Lane,
-        up: &Upstream,
-        method: &str,
-        params: Option<&[u8]>,
-        deadline: Instant,
-    ) -> Result<Frame, Error> {
-        self.request(lane, up, method, params, deadline).await
-    }
-
     /// Send a notification (no reply).
     pub fn notify(&self, method: &str, params: Option<&[u8]>) -> bool {
         let Some(conn) = self.conn.load_full() else {

@@ -113,23 +113,21 @@ pub async fn start(
 
 /// Fetch every list the upstream offers, following its cursors.
 pub async fn fetch_lists(
-    shared: &Shared,
     lane: &Lane,
     up: &Upstream,
     hs: &Handshake,
 ) -> Result<UpstreamLists, Error> {
     let mut lists = UpstreamLists::default();
     if hs.has_capability("tools") {
-        lists.tools = fetch_all(shared, lane, up, hs, "tools/list", "tools").await?;
+        lists.tools = fetch_all(lane, up, hs, "tools/list", "tools").await?;
     }
     if hs.has_capability("prompts") {
-        lists.prompts = fetch_all(shared, lane, up, hs, "prompts/list", "prompts").await?;
+        lists.prompts = fetch_all(lane, up, hs, "prompts/list", "prompts").await?;
     }
     if hs.has_capability("resources") {
-        lists.resources = fetch_all(shared, lane, up, hs, "resources/list", "resources").await?;
+        lists.resources = fetch_all(lane, up, hs, "resources/list", "resources").await?;
         // Templates are optional even for resource servers.
         lists.templates = fetch_all(
-            shared,
             lane,
             up,
             hs,
@@ -143,7 +141,6 @@ pub async fn fetch_lists(
 }
 
 async fn fetch_all(
-    shared: &Shared,
     lane: &Lane,
     up: &Upstream,
     hs: &Handshake,
@@ -157,8 +154,7 @@ async fn fetch_all(
             Some(c) => serde_json::json!({ "cursor": c }).to_string(),
             None => "{}".to_owned(),
         };
-        let f =
-            super::call_with(shared, lane, up, hs, method, Some(params.as_bytes()), None).await?;
+        let f = super::call_with(lane, up, hs, method, Some(params.as_bytes()), None).await?;
         let Some(result) = f
             .result_raw()
             .and_then(|r| serde_json::from_slice::<Value>(r).ok())
