@@ -329,7 +329,6 @@ mod tests {
             prompts: vec![json!({"name":"p"})],
             resources: vec![json!({"uri":"file:///x","name":"x2"})],
             templates: vec![json!({"uriTemplate":"demo://r/{id}","name":"r"})],
-            ..Default::default()
         };
         let ha = hs(json!({"tools":{},"resources":{}}), Some("Use a."));
         let hb = hs(json!({"tools":{},"prompts":{},"resources":{}}), None);

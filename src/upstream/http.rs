@@ -120,7 +120,7 @@ impl HttpUpstream {
         }
     }
 
-    /// Send one request and await its reply.
+    /// Send one request and await its reply, within the upstream's request timeout.
     pub async fn call(
         &self,
         lane: &Lane,
@@ -129,8 +129,8 @@ impl HttpUpstream {
         method: &str,
         params: Option<&[u8]>,
         name: Option<&str>,
-        deadline: Instant,
     ) -> Result<Frame, Error> {
+        let deadline = Instant::now() + up.request_timeout;
         let id = lane.next_id();
         let body = request_with_id(Some(id), method, params);
         let encoded_name = name.map(encode_header_value);

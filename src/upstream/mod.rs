@@ -155,6 +155,6 @@ pub async fn call_with(
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
         Transport::Stdio(s) => s.request(lane, up, method, params, deadline).await,
-        Transport::Http(h) => h.call(lane, up, hs, method, params, name, deadline).await,
+        Transport::Http(h) => h.call(lane, up, hs, method, params, name).await,
     }
 }
