@@ -99,25 +99,50 @@ impl Frame {
         };
         let mut version_ok = false;
         let mut last_end = 0usize;
+        let mut seen = 0u8;
+        let mut params_value = None;
         for entry in sonic_rs::to_object_iter(buf.as_ref()) {
             let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
             let raw = value.as_raw_str().as_bytes();
             let span = Span::of(&buf, raw);
             last_end = span.end as usize;
-            match key.as_ref() {
-                "jsonrpc" => version_ok = value.as_str() == Some("2.0"),
-                "id" => f.id = Some(span),
+            let bit = match key.as_ref() {
+                "jsonrpc" => {
+                    version_ok = value.as_str() == Some("2.0");
+                    1
+                }
+                "id" => {
+                    f.id = Some(span);
+                    2
+                }
                 "method" => {
                     if !value.is_str() {
                         return Err(FrameError::Invalid("method must be a string"));
                     }
-                    f.method = Some(span)
+                    f.method = Some(span);
+                    4
                 }
-                "params" => f.params = Some(span),
-                "result" => f.result = Some(span),
-                "error" => f.error = Some(span),
-                _ => {}
+                "params" => {
+                    f.params = Some(span);
+                    params_value = Some(value);
+                    8
+                }
+                "result" => {
+                    f.result = Some(span);
+                    16
+                }
+                "error" => {
+                    f.error = Some(span);
+                    32
+                }
+                _ => 0,
+            };
+            // Parsers disagree on duplicate keys (first or last wins); refusing them means the
+            // gateway never routes on a value the upstream reads differently.
+            if seen & bit != 0 {
+                return Err(FrameError::Invalid("duplicate member"));
             }
+            seen |= bit;
         }
         check_trailer(&buf, last_end)?;
         if !version_ok {
@@ -146,19 +171,24 @@ impl Frame {
                 ))
             }
         };
-        if let Some(p) = f.params {
-            if buf[p.start as usize] != b'{' {
+        if let Some(p) = params_value {
+            // Already validated by the first pass: iterate without validating again.
+            let Some(members) = p.into_object_iter() else {
                 return Err(FrameError::Invalid("params must be an object"));
-            }
-            let params = &buf[p.range()];
-            for entry in sonic_rs::to_object_iter(params) {
+            };
+            let mut seen = 0u8;
+            for entry in members {
                 let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
-                let slot = match key.as_ref() {
-                    "name" => &mut f.name,
-                    "uri" => &mut f.uri,
-                    "_meta" => &mut f.meta,
+                let (slot, bit) = match key.as_ref() {
+                    "name" => (&mut f.name, 1),
+                    "uri" => (&mut f.uri, 2),
+                    "_meta" => (&mut f.meta, 4),
                     _ => continue,
                 };
+                if seen & bit != 0 {
+                    return Err(FrameError::Invalid("duplicate member in params"));
+                }
+                seen |= bit;
                 *slot = Some(Span::of(&buf, value.as_raw_str().as_bytes()));
             }
         }
@@ -360,6 +390,8 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
         ] {
             assert!(
                 matches!(parse(bad), Err(FrameError::Invalid(_))),
