@@ -63,6 +63,7 @@ pub struct Frame {
     name: Option<Span>,
     uri: Option<Span>,
     meta: Option<Span>,
+    arguments: Option<Span>,
 }
 
 impl Frame {
@@ -96,6 +97,7 @@ impl Frame {
             name: None,
             uri: None,
             meta: None,
+            arguments: None,
         };
         let mut version_ok = false;
         let mut last_end = 0usize;
@@ -183,6 +185,7 @@ impl Frame {
                     "name" => (&mut f.name, 1),
                     "uri" => (&mut f.uri, 2),
                     "_meta" => (&mut f.meta, 4),
+                    "arguments" => (&mut f.arguments, 8),
                     _ => continue,
                 };
                 if seen & bit != 0 {
@@ -264,6 +267,11 @@ impl Frame {
 
     pub fn uri(&self) -> Option<Cow<'_, str>> {
         self.uri.and_then(|s| json_str(self.slice(s)))
+    }
+
+    /// `params.arguments` (tools/call, prompts/get), raw.
+    pub fn arguments_raw(&self) -> Option<&[u8]> {
+        self.arguments.map(|s| self.slice(s))
     }
 
     pub fn meta_span(&self) -> Option<Span> {

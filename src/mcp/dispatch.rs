@@ -50,6 +50,17 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
         (Method::PromptsList, _) => list(ex, &catalog.prompts_list),
         (Method::ResourcesList, _) => list(ex, &catalog.resources_list),
         (Method::ResourceTemplatesList, _) => list(ex, &catalog.templates_list),
+        (Method::ToolsCall | Method::PromptsGet, _)
+            if ex
+                .frame
+                .arguments_raw()
+                .is_some_and(|a| a.first() != Some(&b'{')) =>
+        {
+            Err(Error::downstream(
+                ErrorKind::InvalidParams,
+                "params.arguments must be an object",
+            ))
+        }
         (Method::ToolsCall, _) => {
             let name = ex.frame.name().ok_or_else(|| {
                 Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name")
