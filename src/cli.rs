@@ -43,11 +43,61 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a configuration and print what it sets up.
     Check(RunArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run a built-in demo MCP server on stdin/stdout.
     DemoServer {
         /// One of the demo servers' names.
         name: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Mint a key: prints it once, and the entry (with only its hash) to paste into the config.
+    New {
+        /// The role the key acts as (a `[roles.NAME]` of the config).
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Expiry, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+}
+
+/// `switchyard keys new`: the key and the TOML entry to paste.
+pub fn keys_new(role: &str, description: &str, expires: Option<&str>) -> Result<String, String> {
+    if role.is_empty() {
+        return Err("--role must not be empty".into());
+    }
+    if let Some(e) = expires {
+        if crate::config::parse_utc(e).is_none() {
+            return Err(format!(
+                "--expires {e:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+            ));
+        }
+    }
+    let k = crate::policy::keys::mint()?;
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let mut entry = format!(
+        "id = {}\nhash = {}\nrole = {}\n",
+        q(&k.id),
+        q(&k.hash),
+        q(role)
+    );
+    if !description.is_empty() {
+        entry.push_str(&format!("description = {}\n", q(description)));
+    }
+    if let Some(e) = expires {
+        entry.push_str(&format!("expires = {}\n", q(e)));
+    }
+    Ok(format!(
+        "API key (shown once; only its hash is stored):\n\n    {}\n\nPaste into the config (or use [[keys]] in a keys_file):\n\n[[auth.keys]]\n{entry}",
+        k.key
+    ))
 }
 
 /// Load the config with command-line overrides applied.

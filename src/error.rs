@@ -50,6 +50,12 @@ pub enum ErrorKind {
     UpstreamProtocol,
     /// The gateway is stopping and takes no new work.
     ShuttingDown,
+    /// No key, or a key that is unknown, wrong, expired or revoked.
+    Unauthorized,
+    /// A valid key whose role may use nothing here.
+    NoAccess,
+    /// Over the caller's rate limit.
+    RateLimited,
     Internal,
 }
 
@@ -77,6 +83,9 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => -32051,
             ErrorKind::UpstreamProtocol => -32052,
             ErrorKind::ShuttingDown => -32053,
+            ErrorKind::Unauthorized => -32054,
+            ErrorKind::NoAccess => -32055,
+            ErrorKind::RateLimited => -32056,
             ErrorKind::Internal => -32603,
         }
     }
@@ -90,7 +99,9 @@ impl ErrorKind {
             | ErrorKind::BadProtocolVersionHeader
             | ErrorKind::HeaderMismatch
             | ErrorKind::UnsupportedVersion => 400,
-            ErrorKind::Forbidden => 403,
+            ErrorKind::Forbidden | ErrorKind::NoAccess => 403,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::RateLimited => 429,
             ErrorKind::SessionNotFound => 404,
             ErrorKind::NotAcceptable => 406,
             ErrorKind::BodyTooLarge => 413,

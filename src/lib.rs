@@ -9,6 +9,7 @@
 //! - `jsonrpc`: the frame (SIMD-parsed, zero-copy spans) and byte-splicing writers.
 //! - `mcp`: both protocol eras on one endpoint, legacy sessions, the method handlers.
 //! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
+//! - `policy`: API keys (hashed), roles and globs compiled to visibility sets, the GCRA limiter.
 //! - `catalog`: merged tools/prompts/resources under collision-free names, published as a snapshot.
 //! - `demo`: small stdio MCP servers built into the binary for the default config.
 //!
@@ -32,5 +33,6 @@ pub mod error;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod policy;
 pub mod shard;
 pub mod upstream;

@@ -53,6 +53,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Keys(cli::KeysCommand::New {
+            role,
+            description,
+            expires,
+        })) => match cli::keys_new(&role, &description, expires.as_deref()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchyard keys new: {e}");
+                ExitCode::from(2)
+            }
+        },
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }

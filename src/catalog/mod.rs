@@ -12,6 +12,7 @@ use hashbrown::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Naming, NamingPolicy};
+use crate::policy::Item;
 use crate::upstream::Handshake;
 pub use template::Template;
 
@@ -25,7 +26,57 @@ pub struct Route {
     pub upstream: u16,
     /// The name (or URI) the upstream knows it by.
     pub original: Box<str>,
+    /// Position in the merged list (the bit in each role's visibility set); `UNLISTED` for a URI
+    /// reached through a template.
+    pub index: u32,
 }
+
+/// `Route::index` of something not in a list.
+pub const UNLISTED: u32 = u32::MAX;
+
+/// A fixed set of bits.
+#[derive(Debug, Clone, Default)]
+pub struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    pub fn get(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn any(&self) -> bool {
+        self.0.iter().any(|w| *w != 0)
+    }
+}
+
+/// What one role sees: its lists, serialized, and its visibility sets.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub tools_list: ListBody,
+    pub prompts_list: ListBody,
+    pub resources_list: ListBody,
+    pub templates_list: ListBody,
+    pub tools: Bits,
+    pub prompts: Bits,
+    pub resources: Bits,
+    /// The role may use at least one thing here (or there is nothing here yet).
+    pub any: bool,
+}
+
+/// The visibility question the catalog asks while building: may `role` use `name` of this kind on
+/// upstream `upstream`?
+pub type Visible<'a> = &'a dyn Fn(u16, u16, Item, &str) -> bool;
 
 /// One ready upstream's own lists and handshake, as fetched.
 #[derive(Debug, Clone, Default)]
@@ -53,10 +104,8 @@ pub struct Catalog {
     /// Upstreams that offer resources (name, index), in config order: `<name>+<uri>` reaches one
     /// directly, and the only one is the owner of any unlisted URI.
     pub resource_servers: Vec<(Box<str>, u16)>,
-    pub tools_list: ListBody,
-    pub prompts_list: ListBody,
-    pub resources_list: ListBody,
-    pub templates_list: ListBody,
+    /// Per role (index = role), what it sees.
+    pub views: Vec<View>,
     /// Merged server capabilities (what at least one upstream offers).
     pub capabilities: Value,
     pub instructions: Option<String>,
@@ -95,12 +144,15 @@ fn tag(entry: &mut Map<String, Value>, server: &str, original: &str) {
     }
 }
 
+/// Merged entries, each one's (upstream, original name), and the routes by public name.
+type Merged = (Vec<Value>, Vec<(u16, Box<str>)>, HashMap<Box<str>, Route>);
+
 /// Merge named entries (tools or prompts) of all parts.
 fn merge_named(
     parts: &[Part<'_>],
     pick: fn(&UpstreamLists) -> &Vec<Value>,
     naming: &Naming,
-) -> (Vec<Value>, HashMap<Box<str>, Route>) {
+) -> Merged {
     let mut count: HashMap<&str, usize> = HashMap::new();
     if naming.policy == NamingPolicy::PrefixOnCollision {
         for p in parts {
@@ -112,6 +164,7 @@ fn merge_named(
         }
     }
     let mut out = Vec::new();
+    let mut owners = Vec::new();
     let mut routes: HashMap<Box<str>, Route> = HashMap::new();
     for p in parts {
         for e in pick(p.lists) {
@@ -130,12 +183,34 @@ fn merge_named(
                 Route {
                     upstream: p.index,
                     original: name.into(),
+                    index: out.len() as u32,
                 },
             );
+            owners.push((p.index, Box::from(name)));
             out.push(Value::Object(obj));
         }
     }
-    (out, routes)
+    (out, owners, routes)
+}
+
+/// The entries `role` may see, their bits, and their serialized list.
+fn view_of(
+    key: &str,
+    items: &[Value],
+    owners: &[(u16, Box<str>)],
+    item: Item,
+    role: u16,
+    visible: Visible<'_>,
+) -> (ListBody, Bits) {
+    let mut bits = Bits::new(items.len());
+    let mut seen = Vec::new();
+    for (i, (e, (up, name))) in items.iter().zip(owners).enumerate() {
+        if visible(role, *up, item, name) {
+            bits.set(i);
+            seen.push(e.clone());
+        }
+    }
+    (list_body(key, seen), bits)
 }
 
 impl Catalog {
@@ -145,13 +220,17 @@ impl Catalog {
         parts: &[Part<'_>],
         naming: &Naming,
         upstream_count: usize,
+        roles: usize,
+        visible: Visible<'_>,
     ) -> Catalog {
-        let (tools, tool_routes) = merge_named(parts, |l| &l.tools, naming);
-        let (prompts, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
+        let (tools, tool_owners, tool_routes) = merge_named(parts, |l| &l.tools, naming);
+        let (prompts, prompt_owners, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
 
         // Resources keep their URI; a URI offered by two servers keeps it for the first, and later
         // ones get `<server>+<uri>` (still a valid URI: the scheme just grows).
         let mut resources = Vec::new();
+        let mut resource_owners = Vec::new();
+        let mut template_owners = Vec::new();
         let mut resource_routes: HashMap<Box<str>, Route> = HashMap::new();
         let mut templates = Vec::new();
         let mut template_routes = Vec::new();
@@ -179,8 +258,10 @@ impl Catalog {
                     Route {
                         upstream: p.index,
                         original: uri.into(),
+                        index: resources.len() as u32,
                     },
                 );
+                resource_owners.push((p.index, Box::from(uri)));
                 resources.push(Value::Object(obj));
             }
             for e in &p.lists.templates {
@@ -202,9 +283,60 @@ impl Catalog {
                         Value::String(format!("{}+{t}", p.name)),
                     );
                 }
+                template_owners.push((p.index, Box::from(t)));
                 templates.push(Value::Object(obj));
             }
         }
+
+        let views = (0..roles as u16)
+            .map(|role| {
+                let (tools_list, tools_bits) =
+                    view_of("tools", &tools, &tool_owners, Item::Tool, role, visible);
+                let (prompts_list, prompt_bits) = view_of(
+                    "prompts",
+                    &prompts,
+                    &prompt_owners,
+                    Item::Prompt,
+                    role,
+                    visible,
+                );
+                let (resources_list, resource_bits) = view_of(
+                    "resources",
+                    &resources,
+                    &resource_owners,
+                    Item::Resource,
+                    role,
+                    visible,
+                );
+                let (templates_list, template_bits) = view_of(
+                    "resourceTemplates",
+                    &templates,
+                    &template_owners,
+                    Item::Resource,
+                    role,
+                    visible,
+                );
+                let empty = tools.is_empty()
+                    && prompts.is_empty()
+                    && resources.is_empty()
+                    && templates.is_empty();
+                let any = empty
+                    || tools_bits.any()
+                    || prompt_bits.any()
+                    || resource_bits.any()
+                    || template_bits.any();
+                View {
+                    tools_list,
+                    prompts_list,
+                    resources_list,
+                    templates_list,
+                    tools: tools_bits,
+                    prompts: prompt_bits,
+                    resources: resource_bits,
+                    any,
+                }
+            })
+            .collect();
 
         let mut tool_counts = vec![0; upstream_count];
         for r in tool_routes.values() {
@@ -214,10 +346,7 @@ impl Catalog {
         }
         Catalog {
             generation,
-            tools_list: list_body("tools", tools),
-            prompts_list: list_body("prompts", prompts),
-            resources_list: list_body("resources", resources),
-            templates_list: list_body("resourceTemplates", templates),
+            views,
             tools: tool_routes,
             prompts: prompt_routes,
             resources: resource_routes,
@@ -240,6 +369,7 @@ impl Catalog {
                 return Some(Route {
                     upstream: *up,
                     original: rest.into(),
+                    index: UNLISTED,
                 });
             }
         }
@@ -247,12 +377,14 @@ impl Catalog {
             return Some(Route {
                 upstream: *up,
                 original: uri.into(),
+                index: UNLISTED,
             });
         }
         match self.resource_servers.as_slice() {
             [(_, only)] => Some(Route {
                 upstream: *only,
                 original: uri.into(),
+                index: UNLISTED,
             }),
             _ => None,
         }
@@ -346,8 +478,9 @@ mod tests {
                 lists: &b,
             },
         ];
-        let c = Catalog::build(1, &parts, &Naming::default(), 2);
-        let tools: Value = serde_json::from_slice(&c.tools_list.legacy).unwrap();
+        let everything = |_: u16, _: u16, _: Item, _: &str| true;
+        let c = Catalog::build(1, &parts, &Naming::default(), 2, 1, &everything);
+        let tools: Value = serde_json::from_slice(&c.views[0].tools_list.legacy).unwrap();
         let names: Vec<&str> = tools["tools"]
             .as_array()
             .unwrap()
@@ -359,7 +492,7 @@ mod tests {
         assert_eq!(tools["tools"][2]["_meta"][META_NAME], "echo");
         assert_eq!(c.tools["b__echo"].upstream, 1);
         assert_eq!(&*c.tools["b__echo"].original, "echo");
-        let modern: Value = serde_json::from_slice(&c.tools_list.modern).unwrap();
+        let modern: Value = serde_json::from_slice(&c.views[0].tools_list.modern).unwrap();
         assert_eq!(modern["resultType"], "complete");
         assert_eq!(modern["tools"], tools["tools"]);
         assert_eq!(modern["cacheScope"], "private");
@@ -370,7 +503,7 @@ mod tests {
         assert_eq!(c.resource_route("demo://r/7").unwrap().upstream, 0);
         let r = c.resource_route("b+demo://r/7").unwrap();
         assert_eq!((r.upstream, &*r.original), (1, "demo://r/7"));
-        let t: Value = serde_json::from_slice(&c.templates_list.legacy).unwrap();
+        let t: Value = serde_json::from_slice(&c.views[0].templates_list.legacy).unwrap();
         assert_eq!(t["resourceTemplates"][1]["uriTemplate"], "b+demo://r/{id}");
         assert!(c.resource_route("zzz://nothing").is_none());
         assert!(c.capabilities.get("prompts").is_some() && c.capabilities.get("logging").is_none());

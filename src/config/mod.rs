@@ -1,6 +1,7 @@
 //! The TOML configuration: schema (serde, unknown keys refused), `${VAR}` expansion, and validation
 //! whose errors name `file:line`.
 
+mod auth;
 mod expand;
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use auth::{parse_utc, Auth, KeyEntry, Role, Roles};
 pub use expand::expand;
 
 /// A configuration error, already formatted as `file:line: message`.
@@ -23,6 +25,9 @@ pub struct Config {
     pub gateway: Gateway,
     pub naming: Naming,
     pub servers: Vec<Server>,
+    /// Keys (those of `auth.keys_file` merged in), per-IP limits.
+    pub auth: Auth,
+    pub roles: Roles,
 }
 
 /// Which monoio driver the shards use.
@@ -130,6 +135,11 @@ pub struct Server {
     pub enabled: bool,
     pub request_timeout_ms: Option<u64>,
     pub startup_timeout_ms: u64,
+    /// Roles that may use this server at all (`None` = every role).
+    pub allowed_roles: Option<Vec<String>>,
+    /// Globs over this server's own tool names; empty = all.
+    pub allowed_tools: Vec<String>,
+    pub blocked_tools: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +165,10 @@ struct RawConfig {
     naming: Naming,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    auth: Auth,
+    #[serde(default)]
+    roles: Roles,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +189,11 @@ struct RawServer {
     request_timeout_ms: Option<u64>,
     #[serde(default = "default_startup_timeout")]
     startup_timeout_ms: u64,
+    allowed_roles: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_tools: Vec<String>,
+    #[serde(default)]
+    blocked_tools: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -327,21 +346,116 @@ impl Config {
                     ))
                 }
             };
+            if let Some(r) = s
+                .allowed_roles
+                .iter()
+                .flatten()
+                .find(|r| !raw.roles.contains_key(*r))
+            {
+                return Err(loc.at(
+                    at,
+                    format!("server {name:?}: allowed_roles names an unknown role {r:?}"),
+                ));
+            }
             servers.push(Server {
                 name: name.clone(),
                 transport,
                 enabled: s.enabled,
                 request_timeout_ms: s.request_timeout_ms,
                 startup_timeout_ms: s.startup_timeout_ms,
+                allowed_roles: s.allowed_roles.clone(),
+                allowed_tools: s.allowed_tools.clone(),
+                blocked_tools: s.blocked_tools.clone(),
             });
+        }
+        let mut auth = raw.auth;
+        if let Some(file) = auth.keys_file.clone() {
+            let p = loc.expand(&file)?;
+            let p = if Path::new(&p).is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                PathBuf::from(p)
+            };
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                loc.at(file.span().start, format!("keys_file {}: {e}", p.display()))
+            })?;
+            let kf_loc = Locator {
+                file: &p,
+                src: &text,
+            };
+            let kf: auth::KeysFile = toml::from_str(&text)
+                .map_err(|e| kf_loc.at(e.span().map_or(0, |s| s.start), e.message()))?;
+            for k in &kf.keys {
+                check_key(&kf_loc, k, &raw.roles)?;
+            }
+            auth.keys.extend(kf.keys);
+        }
+        let mut ids = std::collections::HashSet::new();
+        for k in &auth.keys {
+            check_key(&loc, k, &raw.roles)?;
+            if !ids.insert(k.get_ref().id.clone()) {
+                return Err(loc.at(
+                    k.span().start,
+                    format!("key id {:?} is used twice", k.get_ref().id),
+                ));
+            }
+        }
+        for (name, role) in &raw.roles {
+            if role.rate_per_s < 0.0 || !role.rate_per_s.is_finite() {
+                return Err(loc.at(0, format!("roles.{name}.rate_per_s must be a number ≥ 0")));
+            }
         }
         Ok(Config {
             path: path.to_path_buf(),
             gateway: raw.gateway,
             naming: raw.naming,
             servers,
+            auth,
+            roles: raw.roles,
         })
     }
+}
+
+fn check_key(loc: &Locator<'_>, k: &Spanned<KeyEntry>, roles: &Roles) -> Result<(), ConfigError> {
+    let at = k.span().start;
+    let k = k.get_ref();
+    if !(4..=32).contains(&k.id.len()) || !k.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(loc.at(
+            at,
+            format!("key id {:?} must be 4-32 characters of [A-Za-z0-9]", k.id),
+        ));
+    }
+    if !roles.contains_key(&k.role) {
+        return Err(loc.at(
+            at,
+            format!(
+                "key {:?}: unknown role {:?} (define [roles.{}])",
+                k.id, k.role, k.role
+            ),
+        ));
+    }
+    match argon2::PasswordHash::new(&k.hash) {
+        Ok(h) if h.algorithm.as_str() == "argon2id" => {}
+        Ok(_) => {
+            return Err(loc.at(
+                at,
+                format!("key {:?}: hash must be an Argon2id PHC string", k.id),
+            ))
+        }
+        Err(e) => return Err(loc.at(at, format!("key {:?}: hash is not a PHC string: {e}", k.id))),
+    }
+    if let Some(e) = &k.expires {
+        if auth::parse_utc(e).is_none() {
+            return Err(loc.at(
+                at,
+                format!(
+                    "key {:?}: expires {e:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ",
+                    k.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes allowed in a public tool/prompt name.

@@ -38,6 +38,8 @@ pub struct Head {
     pub mcp_method: Option<String>,
     pub mcp_name: Option<String>,
     pub last_event_id: Option<String>,
+    pub authorization: Option<String>,
+    pub x_api_key: Option<String>,
 }
 
 impl Head {
@@ -284,6 +286,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
             h.mcp_name = Some(value());
         } else if name.eq_ignore_ascii_case("last-event-id") {
             h.last_event_id = Some(value());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            h.authorization = Some(value());
+        } else if name.eq_ignore_ascii_case("x-api-key") {
+            h.x_api_key = Some(value());
         }
     }
     if h.chunked && h.content_length.is_some() {

@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 
 use super::session::Session;
 use super::{ClientEra, Method};
-use crate::catalog::{ListBody, Route};
+use crate::catalog::{Catalog, ListBody, Route, View, UNLISTED};
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{response_with_id, splice, Frame, Kind, Span};
+use crate::policy::{Item, Principal};
 use crate::shard::ShardCtx;
 use crate::upstream::{self, MODERN_VERSION};
 
@@ -20,6 +21,7 @@ pub struct Exchange<'a> {
     pub frame: &'a Frame,
     pub method: Method,
     pub session: Option<&'a Session>,
+    pub who: Principal,
 }
 
 impl Exchange<'_> {
@@ -43,13 +45,14 @@ pub fn result_body(id: &[u8], result: &[u8]) -> Vec<u8> {
 pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Error> {
     debug_assert_eq!(ex.frame.kind, Kind::Request);
     let catalog = ctx.shared.catalog.load();
+    let view = view_of(&catalog, ex);
     match (ex.method, ex.era) {
         (Method::Ping, ClientEra::Legacy) => Ok(result_body(ex.id(), b"{}")),
         (Method::Discover, ClientEra::Modern) => Ok(result_body(ex.id(), discover(ctx).as_bytes())),
-        (Method::ToolsList, _) => list(ex, &catalog.tools_list),
-        (Method::PromptsList, _) => list(ex, &catalog.prompts_list),
-        (Method::ResourcesList, _) => list(ex, &catalog.resources_list),
-        (Method::ResourceTemplatesList, _) => list(ex, &catalog.templates_list),
+        (Method::ToolsList, _) => list(ex, &view.tools_list),
+        (Method::PromptsList, _) => list(ex, &view.prompts_list),
+        (Method::ResourcesList, _) => list(ex, &view.resources_list),
+        (Method::ResourceTemplatesList, _) => list(ex, &view.templates_list),
         (Method::ToolsCall | Method::PromptsGet, _)
             if ex
                 .frame
@@ -70,6 +73,9 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "tool", &name))?;
+            if !may_use(ctx, view, ex, Item::Tool, &route) {
+                return Err(hidden(ex, "Unknown tool", &name));
+            }
             forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
         }
         (Method::PromptsGet, _) => {
@@ -81,13 +87,19 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "prompt", &name))?;
+            if !may_use(ctx, view, ex, Item::Prompt, &route) {
+                return Err(hidden(ex, "Unknown prompt", &name));
+            }
             forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
         }
         (Method::ResourcesRead, _) => {
             let uri = ex.frame.uri().ok_or_else(|| {
                 Error::downstream(ErrorKind::InvalidParams, "resources/read needs params.uri")
             })?;
-            let Some(route) = catalog.resource_route(&uri) else {
+            let route = catalog
+                .resource_route(&uri)
+                .filter(|r| may_use(ctx, view, ex, Item::Resource, r));
+            let Some(route) = route else {
                 // 2026-07-28 retired -32002 in favour of -32602.
                 let kind = if ex.era == ClientEra::Modern {
                     ErrorKind::InvalidParams
@@ -105,7 +117,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             };
             forward_renamed(ctx, ex, "resources/read", &route, span).await
         }
-        (Method::Complete, _) => complete(ctx, ex, &catalog).await,
+        (Method::Complete, _) => complete(ctx, ex, &catalog, view).await,
         (Method::SetLogLevel, ClientEra::Legacy) => {
             set_log_level(ctx, ex).await;
             Ok(result_body(ex.id(), b"{}"))
@@ -127,6 +139,43 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             ))
         }
     }
+}
+
+/// The caller's view of the catalog (an unknown role sees nothing).
+fn view_of<'c>(catalog: &'c Catalog, ex: &Exchange<'_>) -> &'c View {
+    static NOTHING: std::sync::OnceLock<View> = std::sync::OnceLock::new();
+    catalog
+        .views
+        .get(ex.who.role as usize)
+        .unwrap_or_else(|| NOTHING.get_or_init(View::default))
+}
+
+/// May the caller use what `route` leads to? Listed things answer from the role's bits; a URI
+/// reached through a template is checked against the rules themselves.
+fn may_use(ctx: &ShardCtx, view: &View, ex: &Exchange<'_>, item: Item, route: &Route) -> bool {
+    if route.index != UNLISTED {
+        return match item {
+            Item::Tool => view.tools.get(route.index),
+            Item::Prompt => view.prompts.get(route.index),
+            Item::Resource => view.resources.get(route.index),
+        };
+    }
+    ctx.shared
+        .config
+        .servers
+        .get(route.upstream as usize)
+        .is_some_and(|s| {
+            ctx.shared
+                .policy
+                .visible(ex.who.role, s, item, &route.original)
+        })
+}
+
+/// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
+/// the audit log, to its line).
+fn hidden(ex: &Exchange<'_>, what: &str, name: &str) -> Error {
+    tracing::info!(key = ?ex.who.key, role = ex.who.role, name, "blocked: not visible to the caller's role");
+    Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
 }
 
 /// An unknown tool or prompt. When its name carries the prefix of a server that is not up (it never
@@ -252,7 +301,8 @@ fn relay(ex: &Exchange<'_>, reply: &Frame) -> Vec<u8> {
 async fn complete(
     ctx: &ShardCtx,
     ex: &Exchange<'_>,
-    catalog: &crate::catalog::Catalog,
+    catalog: &Catalog,
+    view: &View,
 ) -> Result<Vec<u8>, Error> {
     let mut params: Value = ex
         .frame
@@ -270,9 +320,14 @@ async fn complete(
     let route = match r.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-            let route = catalog.prompts.get(name).cloned().ok_or_else(|| {
-                Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}"))
-            })?;
+            let route = catalog
+                .prompts
+                .get(name)
+                .cloned()
+                .filter(|r| may_use(ctx, view, ex, Item::Prompt, r))
+                .ok_or_else(|| {
+                    Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}"))
+                })?;
             r["name"] = Value::from(&*route.original);
             route
         }
@@ -288,8 +343,10 @@ async fn complete(
                         .map(|(_, up)| Route {
                             upstream: *up,
                             original: uri.into(),
+                            index: UNLISTED,
                         })
                 })
+                .filter(|r| may_use(ctx, view, ex, Item::Resource, r))
                 .ok_or_else(|| {
                     Error::downstream(ErrorKind::InvalidParams, format!("Unknown resource: {uri}"))
                 })?;

@@ -18,24 +18,30 @@ use crate::error::{Error, ErrorKind};
 use crate::http::has_media_type;
 use crate::http::server::{Head, HttpMethod, Response};
 use crate::jsonrpc::{Frame, FrameError, Kind};
+use crate::policy::Principal;
 use crate::shard::{LaneMsg, ShardCtx};
 use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODERN_VERSION};
 use crate::upstream::http::decode_header_value;
+use std::net::SocketAddr;
 
-pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
+pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes, peer: SocketAddr) -> Response {
     match (head.path.as_str(), head.method()) {
         ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
         ("/mcp", m) => {
             if let Some(resp) = check_origin(ctx, head) {
                 return resp;
             }
+            if m == HttpMethod::Options {
+                return Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS");
+            }
+            let who = match admit(ctx, head, peer).await {
+                Ok(p) => p,
+                Err(resp) => return resp,
+            };
             match m {
-                HttpMethod::Post => post(ctx, head, body).await,
-                HttpMethod::Get => get(ctx, head).await,
-                HttpMethod::Delete => delete(ctx, head).await,
-                HttpMethod::Options => {
-                    Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS")
-                }
+                HttpMethod::Post => post(ctx, head, body, who).await,
+                HttpMethod::Get => get(ctx, head, who).await,
+                HttpMethod::Delete => delete(ctx, head, who).await,
                 _ => error_response(
                     &Error::downstream(ErrorKind::InvalidRequest, "method not allowed"),
                     None,
@@ -83,6 +89,49 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
         status,
         Error::downstream(kind, msg.to_owned()).to_jsonrpc(None),
     )
+}
+
+/// The request flow's gate, in order: who is calling (401), may they use anything here (403), are
+/// they within their rate (429).
+async fn admit(ctx: &ShardCtx, head: &Head, peer: SocketAddr) -> Result<Principal, Response> {
+    let policy = &ctx.shared.policy;
+    let presented = head
+        .authorization
+        .as_deref()
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
+        .or(head.x_api_key.as_deref())
+        .map(str::trim);
+    let who = match policy.authenticate(&ctx.keys, presented).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(error_response(&e, None, None)
+                .header("WWW-Authenticate", "Bearer realm=\"switchyard\""));
+        }
+    };
+    let catalog = ctx.shared.catalog.load();
+    if catalog.views.get(who.role as usize).is_some_and(|v| !v.any) {
+        let e = Error::downstream(
+            ErrorKind::NoAccess,
+            format!(
+                "Forbidden: role {:?} may use nothing on this gateway",
+                policy.role_name(who.role)
+            ),
+        );
+        return Err(error_response(&e, None, None));
+    }
+    if let Err(wait) = policy.charge(&who, peer.ip()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let e = Error::downstream(
+            ErrorKind::RateLimited,
+            format!("Too Many Requests: retry after {secs} s"),
+        )
+        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 }));
+        return Err(error_response(&e, None, None).header("Retry-After", secs.max(1).to_string()));
+    }
+    Ok(who)
 }
 
 fn health(ctx: &ShardCtx) -> Response {
@@ -162,7 +211,7 @@ fn accepts(head: &Head, media: &str) -> bool {
         || has_media_type(accept, &format!("{major}/*"))
 }
 
-async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
+async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal) -> Response {
     if !head
         .content_type
         .as_deref()
@@ -210,7 +259,7 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
         .as_deref()
         .is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
     if let Some(claim) = modern_claim(&frame) {
-        return modern(ctx, head, &frame, claim).await;
+        return modern(ctx, head, &frame, claim, who).await;
     }
     if method == Some(Method::Initialize) {
         if header_modern {
@@ -220,13 +269,13 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes) -> Response {
             );
             return error_response(&e, frame.id_raw(), None);
         }
-        return initialize(ctx, &frame);
+        return initialize(ctx, &frame, who);
     }
     if header_modern && frame.kind == Kind::Request {
         let e = Error::downstream(ErrorKind::InvalidParams, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
         return error_response(&e, frame.id_raw(), Some(ClientEra::Modern));
     }
-    legacy(ctx, head, &frame).await
+    legacy(ctx, head, &frame, who).await
 }
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
@@ -240,7 +289,13 @@ fn modern_claim(frame: &Frame) -> Option<String> {
     )
 }
 
-async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Response {
+async fn modern(
+    ctx: &ShardCtx,
+    head: &Head,
+    frame: &Frame,
+    claim: String,
+    who: Principal,
+) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Modern);
     if claim != MODERN_VERSION {
@@ -316,6 +371,7 @@ async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Re
         frame,
         method: m,
         session: None,
+        who,
     };
     match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
@@ -323,7 +379,7 @@ async fn modern(ctx: &ShardCtx, head: &Head, frame: &Frame, claim: String) -> Re
     }
 }
 
-fn initialize(ctx: &ShardCtx, frame: &Frame) -> Response {
+fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal) -> Response {
     let id = frame.id_raw();
     if frame.kind != Kind::Request {
         return error_response(
@@ -353,6 +409,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame) -> Response {
     };
     let session = ctx.sessions.create(
         ctx.index(),
+        who.key,
         version,
         params.get("capabilities").cloned().unwrap_or(Value::Null),
         params.get("clientInfo").cloned().unwrap_or(Value::Null),
@@ -376,13 +433,14 @@ pub fn server_info(ctx: &ShardCtx) -> Value {
 }
 
 /// The legacy session a request names: 400 without one, 404 for one that does not exist.
-async fn session_of(ctx: &ShardCtx, head: &Head) -> Result<Arc<Session>, Error> {
+async fn session_of(ctx: &ShardCtx, head: &Head, who: Principal) -> Result<Arc<Session>, Error> {
     let Some(id) = head.session_id.as_deref() else {
         return Err(Error::downstream(ErrorKind::SessionRequired, "Bad Request: Mcp-Session-Id header is required (send initialize first, or use the 2026-07-28 revision)"));
     };
     match find_session(ctx, id).await {
-        Some(s) => Ok(s),
-        None => Err(Error::downstream(
+        // A session belongs to the key that opened it; to any other caller it does not exist.
+        Some(s) if s.owner == who.key => Ok(s),
+        _ => Err(Error::downstream(
             ErrorKind::SessionNotFound,
             "Session not found",
         )),
@@ -412,10 +470,10 @@ async fn find_session(ctx: &ShardCtx, id: &str) -> Option<Arc<Session>> {
     Some(s)
 }
 
-async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
+async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame, who: Principal) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Legacy);
-    let session = match session_of(ctx, head).await {
+    let session = match session_of(ctx, head, who).await {
         Ok(s) => s,
         Err(e) => return error_response(&e, id, era),
     };
@@ -450,6 +508,7 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
         frame,
         method,
         session: Some(&session),
+        who,
     };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
@@ -458,7 +517,7 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame) -> Response {
     resp.header("Mcp-Session-Id", sid)
 }
 
-async fn get(ctx: &ShardCtx, head: &Head) -> Response {
+async fn get(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
     if !accepts(head, "text/event-stream") {
         return error_response(
             &Error::downstream(
@@ -469,15 +528,15 @@ async fn get(ctx: &ShardCtx, head: &Head) -> Response {
             None,
         );
     }
-    if let Err(e) = session_of(ctx, head).await {
+    if let Err(e) = session_of(ctx, head, who).await {
         return error_response(&e, None, Some(ClientEra::Legacy));
     }
     // No standalone stream is offered yet: the spec's answer for that is 405.
     Response::new(405).header("Allow", "POST, DELETE")
 }
 
-async fn delete(ctx: &ShardCtx, head: &Head) -> Response {
-    let session = match session_of(ctx, head).await {
+async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
+    let session = match session_of(ctx, head, who).await {
         Ok(s) => s,
         Err(e) => return error_response(&e, None, Some(ClientEra::Legacy)),
     };

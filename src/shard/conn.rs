@@ -57,7 +57,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
         // A bug that panics while serving one request must not take the shard (and every other
         // connection on it) down: it becomes a 500 for this request alone.
         let resp: Response =
-            match CatchUnwind(Box::pin(crate::mcp::front::handle(&ctx, &head, body))).await {
+            match CatchUnwind(Box::pin(crate::mcp::front::handle(&ctx, &head, body, peer))).await {
                 Ok(r) => r,
                 Err(()) => {
                     tracing::error!(%peer, "a request handler panicked; answered 500");

@@ -178,11 +178,20 @@ fn publish(st: &State) {
             })
         })
         .collect();
+    let policy = &st.shared.policy;
+    let servers = &st.shared.config.servers;
+    let visible = |role: u16, up: u16, item, name: &str| {
+        servers
+            .get(up as usize)
+            .is_some_and(|s| policy.visible(role, s, item, name))
+    };
     let catalog = Catalog::build(
         gen,
         &parts,
         &st.shared.config.naming,
         st.shared.upstreams.len(),
+        policy.role_count(),
+        &visible,
     );
     st.shared.catalog.store(Arc::new(catalog));
 }

@@ -70,6 +70,8 @@ pub struct Shared {
     pub shard_count: usize,
     /// Shards that finished starting (listener bound).
     pub shards_up: AtomicUsize,
+    /// Keys, roles, limits.
+    pub policy: crate::policy::Policy,
 }
 
 impl Shared {
@@ -89,6 +91,8 @@ pub struct ShardCtx {
     pub sessions: Sessions,
     /// Requests being served right now (the drain waits for zero).
     pub active: std::cell::Cell<usize>,
+    /// Keys this shard has already verified.
+    pub keys: crate::policy::keys::KeyCache,
 }
 
 impl ShardCtx {
@@ -107,6 +111,7 @@ pub struct Gateway {
 impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
+        let policy = crate::policy::Policy::compile(&config)?;
         let config = Arc::new(config);
         let shard_count = config.gateway.shard_count();
         let mut upstreams = Vec::new();
@@ -134,6 +139,7 @@ impl Gateway {
             started: Instant::now(),
             shard_count,
             shards_up: AtomicUsize::new(0),
+            policy,
         });
         let addr = config.gateway.listen_addr();
         // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
@@ -305,6 +311,7 @@ fn shard_main(
             lane: Lane::new(index),
             sessions: Sessions::default(),
             active: std::cell::Cell::new(0),
+            keys: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));

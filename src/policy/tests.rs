@@ -1,0 +1,80 @@
+//! Tests of the compiled policy: the loopback rule, visibility, and per-key buckets.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use super::*;
+use crate::config::Config;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$mT7HwxNbvg9R/kaSjvotYw$HNhMlJuX5ax5JPBPL4JAq1SwIe72VwY+3hCATx/x0y8";
+
+fn config(src: &str) -> Config {
+    Config::parse(Path::new("t.toml"), src).unwrap()
+}
+
+#[test]
+fn no_keys_only_on_loopback_unless_forced() {
+    assert!(Policy::compile(&config("")).is_ok());
+    let open = config("[gateway]\nlisten = \"0.0.0.0:3100\"\n");
+    assert!(Policy::compile(&open)
+        .err()
+        .is_some_and(|e| e.contains("not loopback")));
+    let forced =
+        config("[gateway]\nlisten = \"0.0.0.0:3100\"\n[auth]\nallow_unauthenticated = true\n");
+    assert!(Policy::compile(&forced).is_ok());
+    let keyed = config(&format!("[gateway]\nlisten = \"0.0.0.0:3100\"\n[roles.r]\n[[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n"));
+    assert!(Policy::compile(&keyed).unwrap().auth_required);
+}
+
+#[test]
+fn visibility_combines_server_and_role_rules() {
+    let c = config(&format!(
+        "[roles.r]\nallowed_tools = [\"a/*\"]\nblocked_tools = [\"a/del*\"]\nblocked_resources = [\"a/secret://*\"]\n[roles.s]\n\
+         [[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n\
+         [[servers]]\nname = \"a\"\ncommand = \"x\"\nblocked_tools = [\"internal_*\"]\n\
+         [[servers]]\nname = \"b\"\ncommand = \"x\"\nallowed_roles = [\"s\"]\n"
+    ));
+    let p = Policy::compile(&c).unwrap();
+    let (a, b) = (&c.servers[0], &c.servers[1]);
+    let r = 0u16; // roles are in name order: r, s, then anonymous
+    let s = 1u16;
+    assert!(p.visible(r, a, Item::Tool, "read"));
+    assert!(!p.visible(r, a, Item::Tool, "delete_all"));
+    assert!(
+        !p.visible(r, a, Item::Tool, "internal_x"),
+        "server-level block"
+    );
+    assert!(
+        !p.visible(s, a, Item::Tool, "internal_x"),
+        "server-level block applies to every role"
+    );
+    assert!(
+        !p.visible(r, b, Item::Tool, "anything"),
+        "server not for role r"
+    );
+    assert!(p.visible(s, b, Item::Tool, "anything"));
+    assert!(p.visible(r, a, Item::Prompt, "p"));
+    assert!(!p.visible(r, a, Item::Resource, "secret://x"));
+    assert!(p.visible(r, a, Item::Resource, "public://x"));
+    assert_eq!(p.role_name(p.anonymous_role()), "anonymous");
+}
+
+#[test]
+fn each_key_has_its_own_bucket() {
+    let c = config(&format!(
+        "[roles.r]\nrate_per_s = 1\nburst = 2\n[[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n[[auth.keys]]\nid = \"efgh\"\nhash = \"{HASH}\"\nrole = \"r\"\n"
+    ));
+    let p = Policy::compile(&c).unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let k0 = Principal {
+        key: Some(0),
+        role: 0,
+    };
+    let k1 = Principal {
+        key: Some(1),
+        role: 0,
+    };
+    assert!(p.charge(&k0, ip).is_ok() && p.charge(&k0, ip).is_ok());
+    assert!(p.charge(&k0, ip).is_err());
+    assert!(p.charge(&k1, ip).is_ok(), "another key is not charged");
+}

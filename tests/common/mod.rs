@@ -1,0 +1,182 @@
+//! Shared by the binary-level tests: start the gateway on a free port with a config, and speak raw
+//! HTTP to it (to control connections and to send what no SDK would).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    _dir: Option<TempDir>,
+}
+
+pub struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+pub fn start(servers: &str, shards: usize) -> Gateway {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg = dir.join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{servers}"),
+    )
+    .expect("config");
+    launch(&cfg, port, shards, Some(TempDir(dir)))
+}
+
+/// Start the gateway on a config file of the repository (listening on a free port instead).
+pub fn start_file(config: &str, shards: usize) -> Gateway {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
+    launch(&path, free_port(), shards, None)
+}
+
+fn launch(cfg: &std::path::Path, port: u16, shards: usize, dir: Option<TempDir>) -> Gateway {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--shards",
+            &shards.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway");
+    let gw = Gateway {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok((200, _, body)) = request(gw.addr, "GET", "/health", &[], None) {
+            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let settled = v["upstreams"]
+                .as_array()
+                .is_some_and(|u| u.iter().all(|u| u["state"] != "starting"));
+            if settled {
+                return gw;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway did not become healthy");
+}
+
+pub const DEMOS: &str = "[[servers]]\nname = \"util\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"util\"]\n\n[[servers]]\nname = \"notes\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"notes\"]\n";
+
+/// Status, headers (names lowercased) and body of one answer.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One request on a new connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    if let Some(b) = body {
+        s.write_all(b)?;
+    }
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut hs = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            hs.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let mut body = Vec::new();
+    r.read_to_end(&mut body)?;
+    Ok((status, hs, body))
+}
+
+pub const JSON: [(&str, &str); 2] = [
+    ("Content-Type", "application/json"),
+    ("Accept", "application/json, text/event-stream"),
+];
+
+pub fn post(
+    addr: SocketAddr,
+    extra: &[(&str, &str)],
+    body: &Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut h: Vec<(&str, &str)> = JSON.to_vec();
+    h.extend_from_slice(extra);
+    let (s, hs, b) =
+        request(addr, "POST", "/mcp", &h, Some(body.to_string().as_bytes())).expect("request");
+    (s, hs, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+pub fn initialize(addr: SocketAddr) -> String {
+    initialize_as(addr, &[])
+}
+
+/// `initialize` with extra headers (a key); the session id.
+pub fn initialize_as(addr: SocketAddr, extra: &[(&str, &str)]) -> String {
+    let (s, hs, v) = post(
+        addr,
+        extra,
+        &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+    hs.into_iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v)
+        .expect("a session id")
+}
