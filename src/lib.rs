@@ -10,6 +10,7 @@
 //! - `mcp`: both protocol eras on one endpoint, legacy sessions, the method handlers.
 //! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
 //! - `policy`: API keys (hashed), roles and globs compiled to visibility sets, the GCRA limiter.
+//! - `audit`: one JSON line per request, queued per shard, written and fsynced by its own thread.
 //! - `catalog`: merged tools/prompts/resources under collision-free names, published as a snapshot.
 //! - `demo`: small stdio MCP servers built into the binary for the default config.
 //!
@@ -25,6 +26,7 @@
 //! 6. The reply comes back (stdio: routed by the id's lane bits to this shard's inbox), the caller's
 //!    id is spliced in, and the response is written as JSON — result bytes never re-serialized.
 
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -50,6 +50,25 @@ fn call(
     )
 }
 
+/// The gateway on the secured example with its audit log in a fresh temp file.
+fn secured(name: &str) -> (Gateway, std::path::PathBuf) {
+    let audit = std::env::temp_dir().join(format!("sy-sec-{name}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&audit);
+    let gw = start_file_env(
+        "config/examples/secured.toml",
+        2,
+        &[("SWITCHYARD_AUDIT", audit.to_str().unwrap_or_default())],
+    );
+    (gw, audit)
+}
+
+/// The last audit line (strict durability: on disk before the response left).
+fn last_line(audit: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(audit).expect("audit file");
+    let line = text.lines().last().expect("an audit line");
+    serde_json::from_str(line).expect("audit lines are JSON")
+}
+
 fn tool_names(v: &Value) -> Vec<String> {
     v["result"]["tools"]
         .as_array()
@@ -67,7 +86,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn every_branch_of_the_request_flow() {
-    let gw = start_file("config/examples/secured.toml", 2);
+    let (gw, audit) = secured("branches");
 
     // /health needs no key.
     let (s, _, _) = request(gw.addr, "GET", "/health", &[], None).expect("health");
@@ -125,6 +144,16 @@ fn every_branch_of_the_request_flow() {
     // 403: a valid key whose role may use nothing.
     let (s, _, v) = call(&gw, Some(NOTHING), "tools/list", None, json!({}));
     assert_eq!((s, v["error"]["code"].as_i64()), (403, Some(-32055)), "{v}");
+    let a = last_line(&audit);
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["status"].as_u64(),
+            a["role"].as_str()
+        ),
+        (Some("denied"), Some(403), Some("nothing")),
+        "{a}"
+    );
 
     // Roles: the reader sees fewer tools than the admin, and never the hidden ones.
     let (_, _, v) = call(&gw, Some(ADMIN), "tools/list", None, json!({}));
@@ -202,6 +231,37 @@ fn every_branch_of_the_request_flow() {
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["structuredContent"]["sum"], 3);
+    let a = last_line(&audit);
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["key"].as_str(),
+            a["role"].as_str(),
+            a["method"].as_str(),
+            a["server"].as_str(),
+            a["tool"].as_str(),
+            a["status"].as_u64()
+        ),
+        (
+            Some("request"),
+            Some("8jLUckKg"),
+            Some("admin"),
+            Some("tools/call"),
+            Some("util"),
+            Some("add"),
+            Some(200)
+        ),
+        "{a}"
+    );
+    assert!(
+        a["time_ms"].as_u64().is_some()
+            && a["duration_us"].as_u64().is_some()
+            && a["bytes_out"].as_u64() > Some(0)
+    );
+    assert!(
+        a.get("arguments").is_none() && !a.to_string().contains("\"a\":1"),
+        "no argument contents: {a}"
+    );
 
     // Sessions belong to the key that opened them.
     let auth = format!("Bearer {ADMIN}");
@@ -223,7 +283,7 @@ fn every_branch_of_the_request_flow() {
 
 #[test]
 fn over_the_rate_is_429_with_retry_after() {
-    let gw = start_file("config/examples/secured.toml", 2);
+    let (gw, audit) = secured("rate");
     // The reader's bucket: 2/s, bursts of 5. New connections spread over both shards: the limit
     // is one bucket across them.
     let mut codes = Vec::new();
@@ -232,6 +292,12 @@ fn over_the_rate_is_429_with_retry_after() {
         let (s, h, v) = call(&gw, Some(READER), "tools/list", None, json!({}));
         if s == 429 {
             assert_eq!(v["error"]["code"], -32056, "{v}");
+            let a = last_line(&audit);
+            assert_eq!(
+                (a["event"].as_str(), a["status"].as_u64()),
+                (Some("denied"), Some(429)),
+                "{a}"
+            );
             retry_after = header(&h, "retry-after").map(str::to_owned);
         }
         codes.push(s);
@@ -253,4 +319,59 @@ fn over_the_rate_is_429_with_retry_after() {
     // Another key has its own bucket.
     let (s, _, _) = call(&gw, Some(ADMIN), "tools/list", None, json!({}));
     assert_eq!(s, 200);
+}
+
+#[test]
+fn one_key_spread_over_all_shards_gets_its_rate_and_no_more() {
+    // The admin demo key, with a role limited to 200/s (burst 1), hammered from 6 connections that
+    // the kernel spreads over 2 shards for 3 seconds: one bucket, one atomic, no lock.
+    let servers = format!(
+        "[roles.admin]\nrate_per_s = 200\nburst = 1\n\n[[auth.keys]]\nid = \"8jLUckKg\"\nhash = \"$argon2id$v=19$m=19456,t=2,p=1$JidYTluzzzJxVhEwyZaI9g$s3doQ0BZWoPR6nbQgcP9L9eWR90wQ2FhMbzsi0ozfK0\"\nrole = \"admin\"\n\n{DEMOS}"
+    );
+    let gw = start(&servers, 2);
+    let auth = format!("Bearer {ADMIN}");
+    let body =
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":meta()}}).to_string();
+    // Warm the key into both shards' caches first, so Argon2 time is not in the window.
+    for _ in 0..8 {
+        let _ = call(&gw, Some(ADMIN), "tools/list", None, json!({}));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let window = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (addr, auth, body) = (gw.addr, auth.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut c = KeepAlive::connect(addr).expect("connect");
+                let h = [
+                    ("MCP-Protocol-Version", "2026-07-28"),
+                    ("Mcp-Method", "tools/list"),
+                    ("Authorization", auth.as_str()),
+                ];
+                let (mut ok, mut limited) = (0usize, 0usize);
+                while started.elapsed() < window {
+                    match c.post(&h, body.as_bytes()) {
+                        Ok((200, _)) => ok += 1,
+                        Ok((429, _)) => limited += 1,
+                        other => panic!("unexpected {:?}", other.map(|(s, _)| s)),
+                    }
+                }
+                (ok, limited)
+            })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
+    for h in handles {
+        let (o, l) = h.join().expect("load thread");
+        ok += o;
+        limited += l;
+    }
+    let rate = ok as f64 / window.as_secs_f64();
+    eprintln!("admitted {ok} ({rate:.1}/s), refused {limited}");
+    assert!(limited > ok, "the load was well over the limit");
+    assert!(
+        (rate - 200.0).abs() <= 10.0,
+        "admitted rate {rate:.1}/s is not within 5% of 200/s"
+    );
 }

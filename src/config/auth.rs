@@ -142,3 +142,45 @@ mod tests {
         assert_eq!(parse_utc("tomorrow"), None);
     }
 }
+
+/// When an audit line is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync every `fsync_interval_ms`: a crash may lose the last interval's lines.
+    #[default]
+    Batched,
+    /// The line is written and fsynced before the response leaves.
+    Strict,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    pub enabled: bool,
+    /// JSON Lines file (relative to the config's folder); rotated files get `.1`, `.2`, …
+    pub path: String,
+    pub durability: Durability,
+    pub fsync_interval_ms: u64,
+    /// Rotate when the file reaches this size.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: u32,
+    /// Events each shard may have queued before its requests wait (back pressure, never loss).
+    pub queue: usize,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            enabled: false,
+            path: "switchyard-audit.jsonl".into(),
+            durability: Durability::Batched,
+            fsync_interval_ms: 100,
+            max_bytes: 100 << 20,
+            keep: 5,
+            queue: 16_384,
+        }
+    }
+}

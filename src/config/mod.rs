@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use auth::{parse_utc, Auth, KeyEntry, Role, Roles};
+pub use auth::{parse_utc, Audit, Auth, Durability, KeyEntry, Role, Roles};
 pub use expand::expand;
 
 /// A configuration error, already formatted as `file:line: message`.
@@ -28,6 +28,7 @@ pub struct Config {
     /// Keys (those of `auth.keys_file` merged in), per-IP limits.
     pub auth: Auth,
     pub roles: Roles,
+    pub audit: Audit,
 }
 
 /// Which monoio driver the shards use.
@@ -169,6 +170,8 @@ struct RawConfig {
     auth: Auth,
     #[serde(default)]
     roles: Roles,
+    #[serde(default)]
+    audit: Audit,
 }
 
 #[derive(Deserialize)]
@@ -412,6 +415,22 @@ impl Config {
             servers,
             auth,
             roles: raw.roles,
+            audit: {
+                let mut a = raw.audit;
+                a.path =
+                    expand(&a.path, path).map_err(|e| loc.at(0, format!("audit.path: {e}")))?;
+                if a.enabled && Path::new(&a.path).is_relative() {
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    a.path = dir.join(&a.path).to_string_lossy().into_owned();
+                }
+                if a.enabled && (a.max_bytes < 1024 || a.queue == 0) {
+                    return Err(loc.at(0, "audit: max_bytes must be ≥ 1024 and queue > 0"));
+                }
+                a
+            },
         })
     }
 }

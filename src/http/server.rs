@@ -40,6 +40,7 @@ pub struct Head {
     pub last_event_id: Option<String>,
     pub authorization: Option<String>,
     pub x_api_key: Option<String>,
+    pub traceparent: Option<String>,
 }
 
 impl Head {
@@ -290,6 +291,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
             h.authorization = Some(value());
         } else if name.eq_ignore_ascii_case("x-api-key") {
             h.x_api_key = Some(value());
+        } else if name.eq_ignore_ascii_case("traceparent") {
+            h.traceparent = Some(value());
         }
     }
     if h.chunked && h.content_length.is_some() {

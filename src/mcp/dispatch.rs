@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::session::Session;
 use super::{ClientEra, Method};
+use crate::audit::Note;
 use crate::catalog::{Catalog, ListBody, Route, View, UNLISTED};
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{response_with_id, splice, Frame, Kind, Span};
@@ -22,6 +23,7 @@ pub struct Exchange<'a> {
     pub method: Method,
     pub session: Option<&'a Session>,
     pub who: Principal,
+    pub note: &'a Note,
 }
 
 impl Exchange<'_> {
@@ -74,7 +76,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "tool", &name))?;
             if !may_use(ctx, view, ex, Item::Tool, &route) {
-                return Err(hidden(ex, "Unknown tool", &name));
+                return Err(hidden(ctx, ex, &route, "Unknown tool", &name));
             }
             forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
         }
@@ -88,7 +90,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "prompt", &name))?;
             if !may_use(ctx, view, ex, Item::Prompt, &route) {
-                return Err(hidden(ex, "Unknown prompt", &name));
+                return Err(hidden(ctx, ex, &route, "Unknown prompt", &name));
             }
             forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
         }
@@ -173,8 +175,17 @@ fn may_use(ctx: &ShardCtx, view: &View, ex: &Exchange<'_>, item: Item, route: &R
 
 /// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
 /// the audit log, to its line).
-fn hidden(ex: &Exchange<'_>, what: &str, name: &str) -> Error {
-    tracing::info!(key = ?ex.who.key, role = ex.who.role, name, "blocked: not visible to the caller's role");
+fn hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, what: &str, name: &str) -> Error {
+    let server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
+    let role = ctx.shared.policy.role_name(ex.who.role).to_owned();
+    ex.note.set(|f| {
+        f.event = Some("blocked");
+        f.server = server;
+        f.tool = Some(route.original.to_string());
+        f.reason = Some(format!(
+            "not visible to role {role:?} (server or role rules)"
+        ));
+    });
     Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
 }
 
@@ -248,6 +259,10 @@ async fn forward_renamed(
         .shared
         .upstream(route.upstream)
         .ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    ex.note.set(|f| {
+        f.server = Some(up.name.clone());
+        f.tool = Some(route.original.to_string());
+    });
     let params_span = ex
         .frame
         .params_span()

@@ -14,6 +14,7 @@ use sonic_rs::JsonValueTrait;
 use super::dispatch::{self, Exchange};
 use super::session::{home_of, Session, SessionMsg};
 use super::{ClientEra, Method};
+use crate::audit::Note;
 use crate::error::{Error, ErrorKind};
 use crate::http::has_media_type;
 use crate::http::server::{Head, HttpMethod, Response};
@@ -24,7 +25,13 @@ use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODER
 use crate::upstream::http::decode_header_value;
 use std::net::SocketAddr;
 
-pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes, peer: SocketAddr) -> Response {
+pub async fn handle(
+    ctx: &ShardCtx,
+    head: &Head,
+    body: Bytes,
+    peer: SocketAddr,
+    note: &Note,
+) -> Response {
     match (head.path.as_str(), head.method()) {
         ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
         ("/mcp", m) => {
@@ -34,12 +41,19 @@ pub async fn handle(ctx: &ShardCtx, head: &Head, body: Bytes, peer: SocketAddr) 
             if m == HttpMethod::Options {
                 return Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS");
             }
-            let who = match admit(ctx, head, peer).await {
+            // W3C trace context: the trace id is the second field of `traceparent`.
+            let trace = head
+                .traceparent
+                .as_deref()
+                .and_then(|t| t.split('-').nth(1))
+                .map(str::to_owned);
+            note.set(|f| f.trace = trace);
+            let who = match admit(ctx, head, peer, note).await {
                 Ok(p) => p,
                 Err(resp) => return resp,
             };
             match m {
-                HttpMethod::Post => post(ctx, head, body, who).await,
+                HttpMethod::Post => post(ctx, head, body, who, note).await,
                 HttpMethod::Get => get(ctx, head, who).await,
                 HttpMethod::Delete => delete(ctx, head, who).await,
                 _ => error_response(
@@ -93,7 +107,12 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
 
 /// The request flow's gate, in order: who is calling (401), may they use anything here (403), are
 /// they within their rate (429).
-async fn admit(ctx: &ShardCtx, head: &Head, peer: SocketAddr) -> Result<Principal, Response> {
+async fn admit(
+    ctx: &ShardCtx,
+    head: &Head,
+    peer: SocketAddr,
+    note: &Note,
+) -> Result<Principal, Response> {
     let policy = &ctx.shared.policy;
     let presented = head
         .authorization
@@ -107,12 +126,31 @@ async fn admit(ctx: &ShardCtx, head: &Head, peer: SocketAddr) -> Result<Principa
     let who = match policy.authenticate(&ctx.keys, presented).await {
         Ok(p) => p,
         Err(e) => {
+            let key = presented
+                .and_then(crate::policy::keys::key_id)
+                .map(str::to_owned);
+            note.set(|f| {
+                f.event = Some("denied");
+                f.key = key;
+                f.reason = Some(e.context.to_string());
+            });
             return Err(error_response(&e, None, None)
                 .header("WWW-Authenticate", "Bearer realm=\"switchyard\""));
         }
     };
+    note.set(|f| {
+        f.key = who
+            .key
+            .and_then(|k| policy.keys.get(k as usize))
+            .map(|k| k.id.clone());
+        f.role = Some(policy.role_name(who.role).to_owned());
+    });
     let catalog = ctx.shared.catalog.load();
     if catalog.views.get(who.role as usize).is_some_and(|v| !v.any) {
+        note.set(|f| {
+            f.event = Some("denied");
+            f.reason = Some("the role may use nothing on this gateway".into());
+        });
         let e = Error::downstream(
             ErrorKind::NoAccess,
             format!(
@@ -123,6 +161,10 @@ async fn admit(ctx: &ShardCtx, head: &Head, peer: SocketAddr) -> Result<Principa
         return Err(error_response(&e, None, None));
     }
     if let Err(wait) = policy.charge(&who, peer.ip()) {
+        note.set(|f| {
+            f.event = Some("denied");
+            f.reason = Some("rate limited".into());
+        });
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let e = Error::downstream(
             ErrorKind::RateLimited,
@@ -211,7 +253,7 @@ fn accepts(head: &Head, media: &str) -> bool {
         || has_media_type(accept, &format!("{major}/*"))
 }
 
-async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal) -> Response {
+async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal, note: &Note) -> Response {
     if !head
         .content_type
         .as_deref()
@@ -254,12 +296,13 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal) -> Respo
         }
     };
     let method = frame.method().map(|m| Method::parse(&m));
+    note.set(|f| f.method = frame.method().map(|m| m.into_owned()));
     let header_modern = head
         .protocol_version
         .as_deref()
         .is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
     if let Some(claim) = modern_claim(&frame) {
-        return modern(ctx, head, &frame, claim, who).await;
+        return modern(ctx, head, &frame, claim, who, note).await;
     }
     if method == Some(Method::Initialize) {
         if header_modern {
@@ -269,13 +312,13 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal) -> Respo
             );
             return error_response(&e, frame.id_raw(), None);
         }
-        return initialize(ctx, &frame, who);
+        return initialize(ctx, &frame, who, note);
     }
     if header_modern && frame.kind == Kind::Request {
         let e = Error::downstream(ErrorKind::InvalidParams, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
         return error_response(&e, frame.id_raw(), Some(ClientEra::Modern));
     }
-    legacy(ctx, head, &frame, who).await
+    legacy(ctx, head, &frame, who, note).await
 }
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
@@ -295,6 +338,7 @@ async fn modern(
     frame: &Frame,
     claim: String,
     who: Principal,
+    note: &Note,
 ) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Modern);
@@ -372,6 +416,7 @@ async fn modern(
         method: m,
         session: None,
         who,
+        note,
     };
     match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
@@ -379,7 +424,7 @@ async fn modern(
     }
 }
 
-fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal) -> Response {
+fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Response {
     let id = frame.id_raw();
     if frame.kind != Kind::Request {
         return error_response(
@@ -415,6 +460,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal) -> Response {
         params.get("clientInfo").cloned().unwrap_or(Value::Null),
     );
     session.touch();
+    note.set(|f| f.session = Some(session.id.to_string()));
     let catalog = ctx.shared.catalog.load();
     let mut result = json!({
         "protocolVersion": version,
@@ -470,7 +516,13 @@ async fn find_session(ctx: &ShardCtx, id: &str) -> Option<Arc<Session>> {
     Some(s)
 }
 
-async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame, who: Principal) -> Response {
+async fn legacy(
+    ctx: &ShardCtx,
+    head: &Head,
+    frame: &Frame,
+    who: Principal,
+    note: &Note,
+) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Legacy);
     let session = match session_of(ctx, head, who).await {
@@ -491,6 +543,7 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame, who: Principal) -> R
     }
     session.touch();
     let sid = session.id.to_string();
+    note.set(|f| f.session = Some(sid.clone()));
     if frame.kind != Kind::Request {
         // Notifications (initialized, cancelled, progress) and responses are accepted.
         return Response::new(202).header("Mcp-Session-Id", sid);
@@ -509,6 +562,7 @@ async fn legacy(ctx: &ShardCtx, head: &Head, frame: &Frame, who: Principal) -> R
         method,
         session: Some(&session),
         who,
+        note,
     };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),

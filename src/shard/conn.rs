@@ -54,18 +54,49 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
             }
         };
         let guard = ActiveGuard::new(&ctx);
+        let started = std::time::Instant::now();
+        let note = crate::audit::Note::default();
+        let bytes_in = body.len();
         // A bug that panics while serving one request must not take the shard (and every other
         // connection on it) down: it becomes a 500 for this request alone.
-        let resp: Response =
-            match CatchUnwind(Box::pin(crate::mcp::front::handle(&ctx, &head, body, peer))).await {
-                Ok(r) => r,
-                Err(()) => {
-                    tracing::error!(%peer, "a request handler panicked; answered 500");
-                    let mut r = crate::mcp::front::transport_error(500, "internal error");
-                    r.status = 500;
-                    r
-                }
-            };
+        let resp: Response = match CatchUnwind(Box::pin(crate::mcp::front::handle(
+            &ctx, &head, body, peer, &note,
+        )))
+        .await
+        {
+            Ok(r) => r,
+            Err(()) => {
+                tracing::error!(%peer, "a request handler panicked; answered 500");
+                let mut r = crate::mcp::front::transport_error(500, "internal error");
+                r.status = 500;
+                r
+            }
+        };
+        if let Some(audit) = &ctx.shared.audit {
+            if head.path == "/mcp" {
+                let code = if resp.body.windows(8).any(|w| w == b"\"error\":{") {
+                    sonic_rs::get(resp.body.as_slice(), ["error", "code"])
+                        .ok()
+                        .and_then(|v| v.as_raw_str().parse::<i64>().ok())
+                } else {
+                    None
+                };
+                let outcome = crate::audit::Outcome {
+                    status: resp.status,
+                    code,
+                    duration: started.elapsed(),
+                    bytes_in,
+                    bytes_out: resp.body.len(),
+                };
+                // Strict durability waits here, before the response leaves.
+                audit
+                    .record(
+                        ctx.index() as usize - 1,
+                        crate::audit::line(&note.take(), &outcome),
+                    )
+                    .await;
+            }
+        }
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
         resp.encode(keep_alive, &mut out);
         let (res, o) = stream.write_all(out).await;

@@ -72,6 +72,8 @@ pub struct Shared {
     pub shards_up: AtomicUsize,
     /// Keys, roles, limits.
     pub policy: crate::policy::Policy,
+    /// The audit log, when on.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl Shared {
@@ -106,12 +108,18 @@ pub struct Gateway {
     shared: Arc<Shared>,
     shards: Vec<std::thread::JoinHandle<()>>,
     control: Option<std::thread::JoinHandle<()>>,
+    audit_writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
         let policy = crate::policy::Policy::compile(&config)?;
+        let (audit, audit_writer) =
+            match crate::audit::AuditLog::start(&config.audit, config.gateway.shard_count())? {
+                Some((log, handle)) => (Some(log), Some(handle)),
+                None => (None, None),
+            };
         let config = Arc::new(config);
         let shard_count = config.gateway.shard_count();
         let mut upstreams = Vec::new();
@@ -140,6 +148,7 @@ impl Gateway {
             shard_count,
             shards_up: AtomicUsize::new(0),
             policy,
+            audit,
         });
         let addr = config.gateway.listen_addr();
         // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
@@ -180,6 +189,7 @@ impl Gateway {
                         shared,
                         shards,
                         control: Some(control),
+                        audit_writer,
                     };
                     g.stop();
                     return Err(e);
@@ -192,6 +202,7 @@ impl Gateway {
             shared,
             shards,
             control: Some(control),
+            audit_writer,
         })
     }
 
@@ -207,6 +218,13 @@ impl Gateway {
         }
         for h in self.shards.drain(..) {
             let _ = h.join();
+        }
+        // Every answered request's line reaches the file before the process exits.
+        if let Some(a) = &self.shared.audit {
+            a.stop();
+        }
+        if let Some(w) = self.audit_writer.take() {
+            let _ = w.join();
         }
         let _ = self.shared.control.send(ControlMsg::Stop);
         if let Some(c) = self.control.take() {

@@ -49,17 +49,29 @@ pub fn start(servers: &str, shards: usize) -> Gateway {
         format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{servers}"),
     )
     .expect("config");
-    launch(&cfg, port, shards, Some(TempDir(dir)))
+    launch(&cfg, port, shards, Some(TempDir(dir)), &[])
 }
 
 /// Start the gateway on a config file of the repository (listening on a free port instead).
 pub fn start_file(config: &str, shards: usize) -> Gateway {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
-    launch(&path, free_port(), shards, None)
+    start_file_env(config, shards, &[])
 }
 
-fn launch(cfg: &std::path::Path, port: u16, shards: usize, dir: Option<TempDir>) -> Gateway {
+/// `start_file` with extra environment variables for the gateway.
+pub fn start_file_env(config: &str, shards: usize, env: &[(&str, &str)]) -> Gateway {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
+    launch(&path, free_port(), shards, None, env)
+}
+
+fn launch(
+    cfg: &std::path::Path,
+    port: u16,
+    shards: usize,
+    dir: Option<TempDir>,
+    env: &[(&str, &str)],
+) -> Gateway {
     let child = Command::new(BIN)
+        .envs(env.iter().copied())
         .args(["run", "--config"])
         .arg(cfg)
         .args([
@@ -179,4 +191,64 @@ pub fn initialize_as(addr: SocketAddr, extra: &[(&str, &str)]) -> String {
         .find(|(k, _)| k == "mcp-session-id")
         .map(|(_, v)| v)
         .expect("a session id")
+}
+
+/// A kept-alive client connection, for load: one request at a time.
+pub struct KeepAlive {
+    stream: std::io::BufReader<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<KeepAlive> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(KeepAlive {
+            stream: std::io::BufReader::new(s),
+            addr,
+        })
+    }
+
+    /// POST `body` to /mcp with `headers`; (status, body).
+    pub fn post(
+        &mut self,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut req = format!("POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let s = self.stream.get_mut();
+        s.write_all(req.as_bytes())?;
+        s.write_all(body)?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body)?;
+        Ok((status, body))
+    }
 }
