@@ -121,10 +121,7 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Start the writer thread; `None` when auditing is off.
-    pub fn start(
-        cfg: &config::Audit,
-        shards: usize,
-    ) -> Result<Option<Started>, String> {
+    pub fn start(cfg: &config::Audit, shards: usize) -> Result<Option<Started>, String> {
         if !cfg.enabled {
             return Ok(None);
         }

@@ -61,6 +61,29 @@ pub struct Gateway {
     pub idle_timeout_ms: u64,
     /// Name the gateway gives itself in `serverInfo`.
     pub server_name: String,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<Tls>,
+    /// Open connections each shard accepts at once; more wait in the kernel's backlog.
+    pub max_connections_per_shard: usize,
+    /// Client networks allowed to connect (CIDR, e.g. `10.0.0.0/8`); empty = any.
+    pub allowed_networks: Vec<String>,
+}
+
+/// TLS on the front listener (rustls).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain (relative to the config's folder).
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// Lowest TLS version accepted: "1.3" (default) or "1.2".
+    #[serde(default = "tls13")]
+    pub min_version: String,
+}
+
+fn tls13() -> String {
+    "1.3".into()
 }
 
 impl Default for Gateway {
@@ -77,6 +100,9 @@ impl Default for Gateway {
             session_idle_timeout_ms: 30 * 60_000,
             idle_timeout_ms: 120_000,
             server_name: "switchyard".into(),
+            tls: None,
+            max_connections_per_shard: 10_000,
+            allowed_networks: Vec::new(),
         }
     }
 }
@@ -263,6 +289,25 @@ impl Config {
                 "naming.separator must be non-empty and use only [A-Za-z0-9_.-]",
             ));
         }
+        if let Some(t) = &gw.tls {
+            if t.min_version != "1.3" && t.min_version != "1.2" {
+                return Err(loc.at(
+                    0,
+                    format!(
+                        "gateway.tls.min_version must be \"1.2\" or \"1.3\", not {:?}",
+                        t.min_version
+                    ),
+                ));
+            }
+        }
+        for n in &gw.allowed_networks {
+            if crate::policy::cidr::Cidr::parse(n).is_none() {
+                return Err(loc.at(
+                    0,
+                    format!("gateway.allowed_networks: {n:?} is not an address or CIDR network"),
+                ));
+            }
+        }
         let mut servers = Vec::with_capacity(raw.servers.len());
         for s in &raw.servers {
             let at = s.span().start;
@@ -408,9 +453,24 @@ impl Config {
                 return Err(loc.at(0, format!("roles.{name}.rate_per_s must be a number ≥ 0")));
             }
         }
+        let mut gateway = raw.gateway;
+        if let Some(t) = &mut gateway.tls {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            for f in [&mut t.cert, &mut t.key] {
+                let e = expand(f, path).map_err(|e| loc.at(0, format!("gateway.tls: {e}")))?;
+                *f = if Path::new(&e).is_relative() {
+                    dir.join(e).to_string_lossy().into_owned()
+                } else {
+                    e
+                };
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
-            gateway: raw.gateway,
+            gateway,
             naming: raw.naming,
             servers,
             auth,

@@ -6,6 +6,7 @@ pub mod client;
 pub mod io;
 pub mod server;
 pub mod sse;
+pub mod tls;
 
 /// Case-insensitive "does this comma-separated header list contain this media type".
 pub fn has_media_type(header: &str, wanted: &str) -> bool {

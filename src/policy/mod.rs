@@ -5,6 +5,7 @@
 //! a request checks a bit. Requests without a key belong to the anonymous role, which exists only
 //! when no key is configured (auth off), and sees everything the servers allow.
 
+pub mod cidr;
 pub mod glob;
 pub mod keys;
 pub mod limiter;
@@ -62,6 +63,8 @@ pub struct Policy {
     ip_rate: Option<Rate>,
     ip_buckets: IpBuckets,
     verifier: Option<flume::Sender<VerifyJob>>,
+    /// Client networks allowed to connect; empty = any.
+    pub networks: Vec<cidr::Cidr>,
 }
 
 fn now_unix() -> u64 {
@@ -133,6 +136,12 @@ impl Policy {
             ip_rate: Rate::new(config.auth.ip_rate_per_s, config.auth.ip_burst),
             ip_buckets: IpBuckets::new(4096),
             verifier,
+            networks: config
+                .gateway
+                .allowed_networks
+                .iter()
+                .filter_map(|n| cidr::Cidr::parse(n))
+                .collect(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::ShardCtx;
@@ -27,8 +27,42 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
+/// Counts an open connection for the per-shard limit.
+struct ConnGuard<'a>(&'a ShardCtx);
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.conns.set(self.0.conns.get().saturating_sub(1));
+    }
+}
+
+/// A new connection: allowed network? room on this shard? TLS handshake if configured; then serve.
+pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
+    if !crate::policy::cidr::allowed(&ctx.shared.policy.networks, peer.ip()) {
+        tracing::debug!(%peer, "connection from outside gateway.allowed_networks closed");
+        return;
+    }
+    if ctx.conns.get() >= ctx.shared.config.gateway.max_connections_per_shard {
+        tracing::warn!(%peer, "connection limit of this shard reached; closed");
+        return;
+    }
+    ctx.conns.set(ctx.conns.get() + 1);
+    let _guard = ConnGuard(&ctx);
     let _ = stream.set_nodelay(true);
+    match &ctx.shared.tls {
+        None => serve(&ctx, stream, peer).await,
+        Some(cfg) => {
+            let acceptor = monoio_rustls::TlsAcceptor::from(cfg.clone());
+            match monoio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve(&ctx, tls, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S, peer: SocketAddr) {
     let gw = &ctx.shared.config.gateway;
     let limits = Limits {
         max_header_bytes: gw.max_header_bytes,
@@ -53,14 +87,14 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream, peer: SocketAddr) {
                 return;
             }
         };
-        let guard = ActiveGuard::new(&ctx);
+        let guard = ActiveGuard::new(ctx);
         let started = std::time::Instant::now();
         let note = crate::audit::Note::default();
         let bytes_in = body.len();
         // A bug that panics while serving one request must not take the shard (and every other
         // connection on it) down: it becomes a 500 for this request alone.
         let resp: Response = match CatchUnwind(Box::pin(crate::mcp::front::handle(
-            &ctx, &head, body, peer, &note,
+            ctx, &head, body, peer, &note,
         )))
         .await
         {

@@ -74,6 +74,8 @@ pub struct Shared {
     pub policy: crate::policy::Policy,
     /// The audit log, when on.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// TLS for the front listener, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -95,6 +97,8 @@ pub struct ShardCtx {
     pub active: std::cell::Cell<usize>,
     /// Keys this shard has already verified.
     pub keys: crate::policy::keys::KeyCache,
+    /// Open connections on this shard.
+    pub conns: std::cell::Cell<usize>,
 }
 
 impl ShardCtx {
@@ -115,6 +119,12 @@ impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
         let policy = crate::policy::Policy::compile(&config)?;
+        let tls = config
+            .gateway
+            .tls
+            .as_ref()
+            .map(crate::http::tls::server_config)
+            .transpose()?;
         let (audit, audit_writer) =
             match crate::audit::AuditLog::start(&config.audit, config.gateway.shard_count())? {
                 Some((log, handle)) => (Some(log), Some(handle)),
@@ -149,6 +159,7 @@ impl Gateway {
             shards_up: AtomicUsize::new(0),
             policy,
             audit,
+            tls,
         });
         let addr = config.gateway.listen_addr();
         // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
@@ -197,7 +208,12 @@ impl Gateway {
                 Err(_) => return Err("a shard died while starting".into()),
             }
         }
-        tracing::info!(%addr, shards = shard_count, "switchyard listening on http://{addr}/mcp");
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%addr, shards = shard_count, "switchyard listening on {scheme}://{addr}/mcp");
         Ok(Gateway {
             shared,
             shards,
@@ -330,6 +346,7 @@ fn shard_main(
             sessions: Sessions::default(),
             active: std::cell::Cell::new(0),
             keys: Default::default(),
+            conns: std::cell::Cell::new(0),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -340,7 +357,7 @@ fn shard_main(
             monoio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        monoio::spawn(conn::serve(ctx.clone(), stream, peer));
+                        monoio::spawn(conn::accept(ctx.clone(), stream, peer));
                     }
                     Err(e) => {
                         tracing::warn!(shard = index, "accept failed: {e}");

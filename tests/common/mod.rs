@@ -63,6 +63,38 @@ pub fn start_file_env(config: &str, shards: usize, env: &[(&str, &str)]) -> Gate
     launch(&path, free_port(), shards, None, env)
 }
 
+/// Start the gateway with a config body (no upstreams needed) and return once its port accepts
+/// connections — for listeners the plain-HTTP health probe cannot speak to (TLS).
+pub fn start_bare(config: &str) -> Gateway {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg = dir.join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = 1\n{config}"),
+    )
+    .expect("config");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway");
+    let gw = Gateway {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: Some(TempDir(dir)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(gw.addr).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gw
+}
+
 fn launch(
     cfg: &std::path::Path,
     port: u16,
