@@ -92,6 +92,31 @@ impl Handshake {
     }
 }
 
+/// The handshake from an upstream's reply to `initialize` (an error response, a result that is not
+/// JSON, or a revision we do not speak are errors naming the server).
+pub fn from_initialize_reply(
+    server: &str,
+    reply: &crate::jsonrpc::Frame,
+) -> Result<Handshake, crate::error::Error> {
+    use crate::error::{Error, ErrorKind};
+    let result = reply
+        .result_raw()
+        .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+        .ok_or_else(|| {
+            let why = String::from_utf8_lossy(reply.error_raw().unwrap_or(b""));
+            Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!("server {server:?} refused initialize: {why}"),
+            )
+        })?;
+    Handshake::from_initialize(&result).map_err(|e| {
+        Error::upstream(
+            ErrorKind::UpstreamProtocol,
+            format!("server {server:?}: {e}"),
+        )
+    })
+}
+
 fn client_info() -> Value {
     json!({"name": "switchyard", "version": env!("CARGO_PKG_VERSION")})
 }

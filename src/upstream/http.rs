@@ -226,25 +226,7 @@ impl HttpUpstream {
             .post(lane, up, &headers, &body, deadline, Some(id))
             .await?;
         let frame = find_reply(up, &out, id)?;
-        let result = frame
-            .result_raw()
-            .and_then(|r| serde_json::from_slice::<Value>(r).ok())
-            .ok_or_else(|| {
-                Error::upstream(
-                    ErrorKind::UpstreamProtocol,
-                    format!(
-                        "server {:?} refused initialize: {}",
-                        up.name,
-                        String::from_utf8_lossy(frame.error_raw().unwrap_or(b""))
-                    ),
-                )
-            })?;
-        let hs = Handshake::from_initialize(&result).map_err(|e| {
-            Error::upstream(
-                ErrorKind::UpstreamProtocol,
-                format!("server {:?}: {e}", up.name),
-            )
-        })?;
+        let hs = handshake::from_initialize_reply(&up.name, &frame)?;
         let session = out.session_id.clone();
         let mut headers = Vec::new();
         self.base_headers(&hs.version, session.as_deref(), &mut headers);

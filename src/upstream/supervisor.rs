@@ -79,25 +79,7 @@ pub async fn start(
                             deadline,
                         )
                         .await?;
-                    let result = f
-                        .result_raw()
-                        .and_then(|r| serde_json::from_slice::<Value>(r).ok())
-                        .ok_or_else(|| {
-                            Error::upstream(
-                                ErrorKind::UpstreamProtocol,
-                                format!(
-                                    "server {:?} refused initialize: {}",
-                                    up.name,
-                                    String::from_utf8_lossy(f.error_raw().unwrap_or(b""))
-                                ),
-                            )
-                        })?;
-                    let h = Handshake::from_initialize(&result).map_err(|e| {
-                        Error::upstream(
-                            ErrorKind::UpstreamProtocol,
-                            format!("server {:?}: {e}", up.name),
-                        )
-                    })?;
+                    let h = handshake::from_initialize_reply(&up.name, &f)?;
                     s.notify("notifications/initialized", None);
                     h
                 }

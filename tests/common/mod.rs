@@ -39,17 +39,23 @@ pub fn free_port() -> u16 {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
-pub fn start(servers: &str, shards: usize) -> Gateway {
+/// A config file in a fresh temp folder, listening on a free port: (port, folder, path).
+fn write_config(shards: usize, body: &str) -> (u16, TempDir, std::path::PathBuf) {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let cfg = dir.join("gw.toml");
     std::fs::write(
         &cfg,
-        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{servers}"),
+        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{body}"),
     )
     .expect("config");
-    launch(&cfg, port, shards, Some(TempDir(dir)), &[])
+    (port, TempDir(dir), cfg)
+}
+
+pub fn start(servers: &str, shards: usize) -> Gateway {
+    let (port, dir, cfg) = write_config(shards, servers);
+    launch(&cfg, port, shards, Some(dir), &[])
 }
 
 /// Start the gateway on a config file of the repository (listening on a free port instead).
@@ -66,15 +72,7 @@ pub fn start_file_env(config: &str, shards: usize, env: &[(&str, &str)]) -> Gate
 /// Start the gateway with a config body (no upstreams needed) and return once its port accepts
 /// connections — for listeners the plain-HTTP health probe cannot speak to (TLS).
 pub fn start_bare(config: &str) -> Gateway {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg = dir.join("gw.toml");
-    std::fs::write(
-        &cfg,
-        format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = 1\n{config}"),
-    )
-    .expect("config");
+    let (port, dir, cfg) = write_config(1, config);
     let child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
@@ -85,7 +83,7 @@ pub fn start_bare(config: &str) -> Gateway {
     let gw = Gateway {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: Some(TempDir(dir)),
+        _dir: Some(dir),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(gw.addr).is_err() {
