@@ -46,6 +46,8 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Evaluate tool routing: recall, MRR, nDCG, latency, token saving over a query set.
+    RouteEval(Box<crate::router::command::RouteEvalArgs>),
     /// Run a built-in demo MCP server on stdin/stdout.
     DemoServer {
         /// One of the demo servers' names.

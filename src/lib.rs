@@ -10,6 +10,7 @@
 //! - `mcp`: both protocol eras on one endpoint, legacy sessions, the method handlers.
 //! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
 //! - `policy`: API keys (hashed), roles and globs compiled to visibility sets, the GCRA limiter.
+//! - `router`: tool search by intent (n-gram + BM25 indexes, built off-core), `route-eval`.
 //! - `audit`: one JSON line per request, queued per shard, written and fsynced by its own thread.
 //! - `catalog`: merged tools/prompts/resources under collision-free names, published as a snapshot.
 //! - `demo`: small stdio MCP servers built into the binary for the default config.
@@ -36,5 +37,6 @@ pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod policy;
+pub mod router;
 pub mod shard;
 pub mod upstream;

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::RouteEval(args)) => switchyard::router::command::run(&args),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
