@@ -1,12 +1,16 @@
-"""/health, ${VAR} expansion in upstream env, and the upstream tool counts."""
+"""/health, ${VAR} expansion in upstream env, the upstream tool counts, and HTTP upstream session renewal."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import Gateway
-from harness import HANDSHAKE_ERAS, MODERN_VERSION, connect_gateway, list_all
+from conftest import Gateway, StartGateway, _wait_for_port, free_port
+from harness import EVERYTHING_JS, HANDSHAKE_ERAS, MODERN_VERSION, connect_gateway, everything_http, list_all, node_executable
 
 pytestmark = pytest.mark.anyio
 
@@ -36,3 +40,46 @@ async def test_upstream_env_expands_gateway_variables(gateway: Gateway) -> None:
     assert env.get("SWITCHYARD_E2E_EXPANDED") == f"x-{gateway.env_token}-y", {
         k: v for k, v in env.items() if k.startswith("SWITCHYARD")
     }
+
+
+def _start_everything_http(port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [node_executable(), str(EVERYTHING_JS), "streamableHttp"],
+            env={**os.environ, "PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _wait_for_port(port, proc, log)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def test_http_upstream_session_is_renewed_when_the_upstream_forgets_it(start_gateway: StartGateway, tmp_path: Path) -> None:
+    """The gateway keeps one Mcp-Session-Id with an HTTP upstream. When the upstream restarts (and
+    so forgets every session), the next call re-initializes transparently: the client sees no error."""
+    port = free_port()
+    log = tmp_path / "everything-http.log"
+    proc = _start_everything_http(port, log)
+    try:
+        gw = start_gateway([everything_http(f"http://127.0.0.1:{port}/mcp", "web")])
+        async with connect_gateway(gw.url, "legacy") as client:
+            first = await client.call_tool("web__echo", {"message": "before"})
+            assert first.content[0].text == "Echo: before"
+            _stop(proc)
+            proc = _start_everything_http(port, log)
+            second = await client.call_tool("web__echo", {"message": "after"})
+            assert second.content[0].text == "Echo: after"
+        assert "forgot our session" in gw.stderr(), gw.stderr()[-2000:]
+    finally:
+        _stop(proc)
