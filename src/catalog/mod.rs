@@ -106,6 +106,11 @@ pub struct Catalog {
     pub resource_servers: Vec<(Box<str>, u16)>,
     /// Per role (index = role), what it sees.
     pub views: Vec<View>,
+    /// Every merged tool entry as listed, and its upstream, by tool index (for meta-tool mode).
+    pub tool_entries: Vec<Value>,
+    pub tool_upstream: Vec<u16>,
+    /// The meta-tools' list (meta-tool mode only; set by the control thread).
+    pub meta_list: Option<ListBody>,
     /// Merged server capabilities (what at least one upstream offers).
     pub capabilities: Value,
     pub instructions: Option<String>,
@@ -121,7 +126,7 @@ pub struct Part<'a> {
     pub lists: &'a UpstreamLists,
 }
 
-fn list_body(key: &str, items: Vec<Value>) -> ListBody {
+pub fn list_body(key: &str, items: Vec<Value>) -> ListBody {
     let items = Value::Array(items).to_string();
     let legacy = format!("{{\"{key}\":{items}}}");
     // 2026-07-28: every result has resultType; list results are cacheable results. A merged list is
@@ -347,6 +352,9 @@ impl Catalog {
         Catalog {
             generation,
             views,
+            tool_upstream: tool_owners.iter().map(|(u, _)| *u).collect(),
+            tool_entries: tools,
+            meta_list: None,
             tools: tool_routes,
             prompts: prompt_routes,
             resources: resource_routes,

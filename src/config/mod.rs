@@ -24,6 +24,7 @@ pub struct Config {
     pub path: PathBuf,
     pub gateway: Gateway,
     pub naming: Naming,
+    pub router: Router,
     pub servers: Vec<Server>,
     /// Keys (those of `auth.keys_file` merged in), per-IP limits.
     pub auth: Auth,
@@ -127,6 +128,34 @@ impl Gateway {
     }
 }
 
+/// Tool routing: every tool listed, or three meta-tools that find tools by intent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Router {
+    pub mode: RouterMode,
+    /// `semantic`, `keyword` or `hybrid`.
+    pub strategy: String,
+    /// Put before the meta-tools' names (`find_tools`, `call_tool`, `list_categories`).
+    pub prefix: String,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            mode: RouterMode::Passthrough,
+            strategy: "hybrid".into(),
+            prefix: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterMode {
+    Passthrough,
+    Metatool,
+}
+
 /// How public names are made collision-free.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,6 +219,8 @@ struct RawConfig {
     gateway: Gateway,
     #[serde(default)]
     naming: Naming,
+    #[serde(default)]
+    router: Router,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
     #[serde(default)]
@@ -307,6 +338,23 @@ impl Config {
                     format!("gateway.allowed_networks: {n:?} is not an address or CIDR network"),
                 ));
             }
+        }
+        if raw
+            .router
+            .strategy
+            .parse::<crate::router::Strategy>()
+            .is_err()
+        {
+            return Err(loc.at(
+                0,
+                format!(
+                    "router.strategy {:?} is not semantic, keyword or hybrid",
+                    raw.router.strategy
+                ),
+            ));
+        }
+        if !raw.router.prefix.bytes().all(public_name_byte) {
+            return Err(loc.at(0, "router.prefix may use only [A-Za-z0-9_.-]"));
         }
         let mut servers = Vec::with_capacity(raw.servers.len());
         for s in &raw.servers {
@@ -472,6 +520,7 @@ impl Config {
             path: path.to_path_buf(),
             gateway,
             naming: raw.naming,
+            router: raw.router,
             servers,
             auth,
             roles: raw.roles,

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::metatool;
 use super::session::Session;
 use super::{ClientEra, Method};
 use crate::audit::Note;
@@ -51,7 +52,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
     match (ex.method, ex.era) {
         (Method::Ping, ClientEra::Legacy) => Ok(result_body(ex.id(), b"{}")),
         (Method::Discover, ClientEra::Modern) => Ok(result_body(ex.id(), discover(ctx).as_bytes())),
-        (Method::ToolsList, _) => list(ex, &view.tools_list),
+        (Method::ToolsList, _) => list(ex, catalog.meta_list.as_ref().unwrap_or(&view.tools_list)),
         (Method::PromptsList, _) => list(ex, &view.prompts_list),
         (Method::ResourcesList, _) => list(ex, &view.resources_list),
         (Method::ResourceTemplatesList, _) => list(ex, &view.templates_list),
@@ -70,6 +71,11 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             let name = ex.frame.name().ok_or_else(|| {
                 Error::downstream(ErrorKind::InvalidParams, "tools/call needs params.name")
             })?;
+            if catalog.meta_list.is_some() {
+                if let Some(meta) = metatool::which(ctx, &name) {
+                    return metatool::call(ctx, ex, &catalog, view, meta).await;
+                }
+            }
             let route = catalog
                 .tools
                 .get(name.as_ref())

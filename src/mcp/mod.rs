@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod front;
+pub mod metatool;
 pub mod session;
 
 /// Which era a client request belongs to.

@@ -20,6 +20,8 @@ struct State {
     generation: Cell<u64>,
     /// An upstream whose bring-up loop is running (its own retries cover deaths meanwhile).
     starting: RefCell<Vec<bool>>,
+    /// Meta-tool mode: the thread that builds the routing index off-core.
+    index_builder: Option<crate::router::IndexBuilder>,
 }
 
 pub fn run(
@@ -42,6 +44,18 @@ pub fn run(
             lists: RefCell::new(vec![None; n]),
             generation: Cell::new(0),
             starting: RefCell::new(vec![false; n]),
+            index_builder: match shared.config.router.mode {
+                crate::config::RouterMode::Metatool => {
+                    match crate::router::IndexBuilder::spawn(shared.router.clone()) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::error!("cannot start the routing index builder: {e}");
+                            None
+                        }
+                    }
+                }
+                crate::config::RouterMode::Passthrough => None,
+            },
         });
         monoio::spawn(inbox_loop(st.clone(), inbox));
         publish(&st);
@@ -193,6 +207,30 @@ fn publish(st: &State) {
         policy.role_count(),
         &visible,
     );
+    let mut catalog = catalog;
+    if let Some(builder) = &st.index_builder {
+        let prefix = &st.shared.config.router.prefix;
+        let meta = crate::router::meta::meta_tools_with_prefix(prefix);
+        let items = meta.as_array().cloned().unwrap_or_default();
+        catalog.meta_list = Some(crate::catalog::list_body("tools", items));
+        // The index numbers tools as the catalog does; the shards map hits back by name anyway.
+        let docs = catalog
+            .tool_entries
+            .iter()
+            .zip(&catalog.tool_upstream)
+            .map(|(t, up)| {
+                let server = servers.get(*up as usize).map_or("", |s| s.name.as_str());
+                let public = t
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
+                crate::router::ToolDoc::from_tool(server, public, t)
+            })
+            .collect();
+        if builder.rebuild(gen, docs).is_err() {
+            tracing::error!("the routing index builder is gone; searches use the last index");
+        }
+    }
     st.shared.catalog.store(Arc::new(catalog));
 }
 

@@ -76,6 +76,8 @@ pub struct Shared {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// TLS for the front listener, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The routing index (meta-tool mode), swapped in whole by the builder thread.
+    pub router: crate::router::RouterHandle,
 }
 
 impl Shared {
@@ -160,6 +162,14 @@ impl Gateway {
             policy,
             audit,
             tls,
+            router: crate::router::RouterHandle::empty(crate::router::IndexConfig {
+                strategy: config
+                    .router
+                    .strategy
+                    .parse()
+                    .unwrap_or(crate::router::Strategy::Hybrid),
+                ..Default::default()
+            }),
         });
         let addr = config.gateway.listen_addr();
         // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
