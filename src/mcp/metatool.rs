@@ -38,10 +38,14 @@ fn arguments(ex: &Exchange<'_>) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
-/// A tool result carrying `value` as structured content and as text.
-fn tool_result(value: Value) -> String {
-    json!({"content": [{"type": "text", "text": value.to_string()}], "structuredContent": value})
-        .to_string()
+/// A tool result carrying `value` as structured content and as text (with the `resultType` the
+/// 2026-07-28 revision requires of every result).
+fn tool_result(ex: &Exchange<'_>, value: Value) -> String {
+    let mut r = json!({"content": [{"type": "text", "text": value.to_string()}], "structuredContent": value});
+    if ex.era == super::ClientEra::Modern {
+        r["resultType"] = "complete".into();
+    }
+    r.to_string()
 }
 
 pub async fn call(
@@ -90,7 +94,7 @@ pub async fn call(
                 .collect();
             Ok(dispatch::result_body(
                 id,
-                tool_result(json!({ "tools": tools })).as_bytes(),
+                tool_result(ex, json!({ "tools": tools })).as_bytes(),
             ))
         }
         Meta::Categories => {
@@ -112,7 +116,7 @@ pub async fn call(
                 .collect();
             Ok(dispatch::result_body(
                 id,
-                tool_result(json!({ "categories": categories })).as_bytes(),
+                tool_result(ex, json!({ "categories": categories })).as_bytes(),
             ))
         }
         Meta::Call => {
