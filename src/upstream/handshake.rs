@@ -44,22 +44,13 @@ impl Handshake {
         if !versions.iter().any(|v| v.as_str() == Some(MODERN_VERSION)) {
             return None;
         }
-        Some(Handshake {
-            era: Era::Modern,
-            version: MODERN_VERSION.into(),
-            capabilities: result
-                .get("capabilities")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            server_info: result
-                .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            instructions: result
-                .get("instructions")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        })
+        let server_info = result.pointer("/_meta/io.modelcontextprotocol~1serverInfo");
+        Some(Handshake::from_result(
+            Era::Modern,
+            MODERN_VERSION,
+            result,
+            server_info,
+        ))
     }
 
     /// From an `initialize` result; an error when the server chose a revision we do not speak.
@@ -73,22 +64,34 @@ impl Handshake {
                 "server chose protocol version {version:?}, which switchyard does not speak"
             ));
         }
-        Ok(Handshake {
-            era: Era::Legacy,
+        Ok(Handshake::from_result(
+            Era::Legacy,
+            version,
+            result,
+            result.get("serverInfo"),
+        ))
+    }
+
+    /// The fields both eras' results share (`capabilities`, `instructions`).
+    fn from_result(
+        era: Era,
+        version: &str,
+        result: &Value,
+        server_info: Option<&Value>,
+    ) -> Handshake {
+        Handshake {
+            era,
             version: version.into(),
             capabilities: result
                 .get("capabilities")
                 .cloned()
                 .unwrap_or_else(|| json!({})),
-            server_info: result
-                .get("serverInfo")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
+            server_info: server_info.cloned().unwrap_or_else(|| json!({})),
             instructions: result
                 .get("instructions")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        })
+        }
     }
 }
 
