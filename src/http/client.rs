@@ -108,7 +108,8 @@ pub async fn connect(url: &Url) -> Result<TcpStream, ClientError> {
     Ok(stream)
 }
 
-/// Write one POST and read its answer. `is_ours` tells the response we wait for among SSE messages.
+/// Write one POST and read its answer. `on_message` sees each SSE message as it arrives and tells
+/// whether it is the response we wait for.
 pub async fn post(
     conn: &mut TcpStream,
     url: &Url,
@@ -116,7 +117,7 @@ pub async fn post(
     body: &[u8],
     max_body: usize,
     deadline: Instant,
-    is_ours: &dyn Fn(&[u8]) -> bool,
+    on_message: &dyn Fn(&Bytes) -> bool,
 ) -> Result<PostOutcome, ClientError> {
     use std::io::Write;
     let mut req = Vec::with_capacity(256 + body.len());
@@ -128,7 +129,7 @@ pub async fn post(
     req.extend_from_slice(body);
     let (res, _) = conn.write_all(req).await;
     res?;
-    read_response(conn, max_body, deadline, is_ours, false).await
+    read_response(conn, max_body, deadline, on_message, false).await
 }
 
 /// Write a bodiless request (DELETE) and read the answer.
@@ -172,7 +173,7 @@ async fn read_response(
     conn: &mut TcpStream,
     max_body: usize,
     deadline: Instant,
-    is_ours: &dyn Fn(&[u8]) -> bool,
+    on_message: &dyn Fn(&Bytes) -> bool,
     no_body: bool,
 ) -> Result<PostOutcome, ClientError> {
     let mut buf = Vec::with_capacity(8192);
@@ -275,7 +276,7 @@ async fn read_response(
                     continue;
                 }
                 let msg = Bytes::from(ev.data.into_bytes());
-                let ours = is_ours(&msg);
+                let ours = on_message(&msg);
                 out.messages.push(msg);
                 if ours {
                     got_ours = true;

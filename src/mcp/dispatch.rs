@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::metatool;
+use super::relay::Relay;
 use super::session::Session;
 use super::{ClientEra, Method};
 use crate::audit::Note;
@@ -25,6 +26,8 @@ pub struct Exchange<'a> {
     pub session: Option<&'a Session>,
     pub who: Principal,
     pub note: &'a Note,
+    /// Where messages for the client go before the answer (progress, logs, server requests).
+    pub sink: &'a super::sink::Sink,
 }
 
 impl Exchange<'_> {
@@ -287,7 +290,25 @@ async fn forward_renamed(
         }
         None => params,
     };
-    let reply = upstream::call(&ctx.lane, up, method, Some(params), Some(&route.original)).await?;
+    let id = ctx.lane.next_id();
+    let mut relayer = Relay::new(ctx, ex, up);
+    let mapped = relayer.map_progress(params, id);
+    let params = mapped.as_deref().unwrap_or(params);
+    let on_interim = |f: Frame| relayer.on_interim(f);
+    let call = upstream::Call {
+        id,
+        origin: ex.session.map_or(id, |s| s.tag()),
+        on_interim: &on_interim,
+    };
+    let reply = upstream::call_relayed(
+        &ctx.lane,
+        up,
+        method,
+        Some(params),
+        Some(&route.original),
+        &call,
+    )
+    .await?;
     Ok(relay(ex, &reply))
 }
 

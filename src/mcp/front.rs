@@ -13,6 +13,7 @@ use sonic_rs::JsonValueTrait;
 
 use super::dispatch::{self, Exchange};
 use super::session::{home_of, Session, SessionMsg};
+use super::sink::Sink;
 use super::{ClientEra, Method};
 use crate::audit::Note;
 use crate::error::{Error, ErrorKind};
@@ -31,6 +32,7 @@ pub async fn handle(
     body: Bytes,
     peer: SocketAddr,
     note: &Note,
+    sink: &Sink,
 ) -> Response {
     match (head.path.as_str(), head.method()) {
         ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
@@ -53,7 +55,7 @@ pub async fn handle(
                 Err(resp) => return resp,
             };
             match m {
-                HttpMethod::Post => post(ctx, head, body, who, note).await,
+                HttpMethod::Post => post(ctx, head, body, who, note, sink).await,
                 HttpMethod::Get => get(ctx, head, who).await,
                 HttpMethod::Delete => delete(ctx, head, who).await,
                 _ => error_response(
@@ -253,7 +255,14 @@ fn accepts(head: &Head, media: &str) -> bool {
         || has_media_type(accept, &format!("{major}/*"))
 }
 
-async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal, note: &Note) -> Response {
+async fn post(
+    ctx: &ShardCtx,
+    head: &Head,
+    body: Bytes,
+    who: Principal,
+    note: &Note,
+    sink: &Sink,
+) -> Response {
     if !head
         .content_type
         .as_deref()
@@ -302,7 +311,7 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal, note: &N
         .as_deref()
         .is_some_and(|v| !LEGACY_VERSIONS.contains(&v));
     if let Some(claim) = modern_claim(&frame) {
-        return modern(ctx, head, &frame, claim, who, note).await;
+        return modern(ctx, head, &frame, claim, who, note, sink).await;
     }
     if method == Some(Method::Initialize) {
         if header_modern {
@@ -318,7 +327,7 @@ async fn post(ctx: &ShardCtx, head: &Head, body: Bytes, who: Principal, note: &N
         let e = Error::downstream(ErrorKind::InvalidParams, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
         return error_response(&e, frame.id_raw(), Some(ClientEra::Modern));
     }
-    legacy(ctx, head, &frame, who, note).await
+    legacy(ctx, head, &frame, who, note, sink).await
 }
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
@@ -339,6 +348,7 @@ async fn modern(
     claim: String,
     who: Principal,
     note: &Note,
+    sink: &Sink,
 ) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Modern);
@@ -417,6 +427,7 @@ async fn modern(
         session: None,
         who,
         note,
+        sink,
     };
     match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
@@ -522,6 +533,7 @@ async fn legacy(
     frame: &Frame,
     who: Principal,
     note: &Note,
+    sink: &Sink,
 ) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Legacy);
@@ -544,8 +556,15 @@ async fn legacy(
     session.touch();
     let sid = session.id.to_string();
     note.set(|f| f.session = Some(sid.clone()));
+    if matches!(frame.kind, Kind::Response | Kind::ErrorResponse) {
+        // The client's answer to a server-to-client request we relayed.
+        if !super::relay::client_answer(ctx, &session, frame.clone()) {
+            tracing::debug!(session = %sid, "an answer to no request of ours; ignored");
+        }
+        return Response::new(202).header("Mcp-Session-Id", sid);
+    }
     if frame.kind != Kind::Request {
-        // Notifications (initialized, cancelled, progress) and responses are accepted.
+        // Notifications (initialized, cancelled, progress) are accepted.
         return Response::new(202).header("Mcp-Session-Id", sid);
     }
     let method = Method::parse(&frame.method().unwrap_or_default());
@@ -556,6 +575,9 @@ async fn legacy(
         );
         return error_response(&e, id, era).header("Mcp-Session-Id", sid);
     }
+    sink.headers
+        .borrow_mut()
+        .push(("Mcp-Session-Id", sid.clone()));
     let ex = Exchange {
         era: ClientEra::Legacy,
         frame,
@@ -563,6 +585,7 @@ async fn legacy(
         session: Some(&session),
         who,
         note,
+        sink,
     };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),

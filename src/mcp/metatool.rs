@@ -155,6 +155,7 @@ pub async fn call(
                 session: ex.session,
                 who: ex.who,
                 note: ex.note,
+                sink: ex.sink,
             };
             Box::pin(dispatch::dispatch(ctx, &inner)).await
         }

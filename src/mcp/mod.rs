@@ -4,7 +4,9 @@
 pub mod dispatch;
 pub mod front;
 pub mod metatool;
+pub mod relay;
 pub mod session;
+pub mod sink;
 
 /// Which era a client request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,22 @@ impl Session {
         let last = Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed));
         self.created.elapsed().saturating_sub(last)
     }
+
+    /// A number naming this session among clients (from its random id; never 0).
+    pub fn tag(&self) -> u64 {
+        self.id
+            .get(5..21)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or(1)
+            | 1
+    }
+
+    /// Does the client declare capability `name` (`sampling`, `elicitation`, `roots`)?
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.client_capabilities
+            .get(name)
+            .is_some_and(|v| !v.is_null())
+    }
 }
 
 /// Session traffic between shards.

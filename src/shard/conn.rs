@@ -10,6 +10,7 @@ use monoio::net::TcpStream;
 
 use super::ShardCtx;
 use crate::http::server::{read_request, Limits, Response};
+use crate::mcp::sink::Sink;
 
 /// Counts a request as active for the drain, even if its future is dropped.
 struct ActiveGuard<'a>(&'a ShardCtx);
@@ -91,13 +92,45 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         let started = std::time::Instant::now();
         let note = crate::audit::Note::default();
         let bytes_in = body.len();
+        let sink = Sink::default();
         // A bug that panics while serving one request must not take the shard (and every other
         // connection on it) down: it becomes a 500 for this request alone.
-        let resp: Response = match CatchUnwind(Box::pin(crate::mcp::front::handle(
-            ctx, &head, body, peer, &note,
-        )))
-        .await
-        {
+        let mut fut = CatchUnwind(Box::pin(crate::mcp::front::handle(
+            ctx, &head, body, peer, &note, &sink,
+        )));
+        // Messages the handler sends before its answer turn the response into an SSE stream.
+        let mut streamed: Option<usize> = None;
+        let outcome = loop {
+            monoio::select! {
+                r = &mut fut => break Some(r),
+                msg = sink.next() => {
+                    let sent = streamed.get_or_insert(0);
+                    out.clear();
+                    if *sent == 0 {
+                        sse_head(&sink, &mut out);
+                    }
+                    let mut batch = msg;
+                    loop {
+                        *sent += batch.len();
+                        sse_chunk(&batch, &mut out);
+                        match sink.try_next() {
+                            Some(m) => batch = m,
+                            None => break,
+                        }
+                    }
+                    let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                    out = o;
+                    if res.is_err() {
+                        // The client is gone: dropping the handler cancels its upstream work.
+                        sink.close();
+                        break None;
+                    }
+                }
+            }
+        };
+        drop(fut);
+        let Some(outcome) = outcome else { return };
+        let resp: Response = match outcome {
             Ok(r) => r,
             Err(()) => {
                 tracing::error!(%peer, "a request handler panicked; answered 500");
@@ -106,6 +139,15 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                 r
             }
         };
+        out.clear();
+        // Messages queued in the same instant as the answer still go first.
+        while let Some(msg) = sink.try_next() {
+            if streamed.is_none() {
+                sse_head(&sink, &mut out);
+            }
+            *streamed.get_or_insert(0) += msg.len();
+            sse_chunk(&msg, &mut out);
+        }
         if let Some(audit) = &ctx.shared.audit {
             if head.path == "/mcp" {
                 let code = if resp.body.windows(8).any(|w| w == b"\"error\":{") {
@@ -116,11 +158,11 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     None
                 };
                 let outcome = crate::audit::Outcome {
-                    status: resp.status,
+                    status: if streamed.is_some() { 200 } else { resp.status },
                     code,
                     duration: started.elapsed(),
                     bytes_in,
-                    bytes_out: resp.body.len(),
+                    bytes_out: resp.body.len() + streamed.unwrap_or(0),
                 };
                 // Strict durability waits here, before the response leaves.
                 audit
@@ -132,7 +174,15 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         }
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
-        resp.encode(keep_alive, &mut out);
+        if streamed.is_some() {
+            // The answer is the stream's last event.
+            if !resp.body.is_empty() {
+                sse_chunk(&resp.body, &mut out);
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            resp.encode(keep_alive, &mut out);
+        }
         let (res, o) = stream.write_all(out).await;
         out = o;
         drop(guard);
@@ -140,6 +190,28 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             return;
         }
     }
+}
+
+/// The head of a streamed (SSE) answer: chunked, so the connection stays reusable afterwards.
+fn sse_head(sink: &Sink, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n");
+    for (k, v) in sink.headers.borrow().iter() {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One SSE `message` event carrying `msg`, as one HTTP chunk.
+fn sse_chunk(msg: &[u8], out: &mut Vec<u8>) {
+    use std::io::Write;
+    let mut ev = Vec::with_capacity(msg.len() + 24);
+    crate::http::sse::write_event(&mut ev, None, msg);
+    let _ = write!(out, "{:x}\r\n", ev.len());
+    out.extend_from_slice(&ev);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Poll a future inside `catch_unwind`.

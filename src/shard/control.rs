@@ -99,6 +99,12 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
     while let Ok(msg) = inbox.recv_async().await {
         match msg {
             LaneMsg::Reply { upstream, frame } => st.lane.complete(upstream, frame),
+            LaneMsg::Interim {
+                upstream,
+                id,
+                frame,
+            } => st.lane.interim(upstream, id, frame),
+            LaneMsg::ClientAnswer { .. } => {}
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(_) | LaneMsg::Stop => {}
         }

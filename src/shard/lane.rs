@@ -22,9 +22,16 @@ pub fn split_id(id: u64) -> (u16, u64) {
     ((id >> LANE_SHIFT) as u16, id & ((1 << LANE_SHIFT) - 1))
 }
 
+/// What a lane hands to a waiting call: messages the upstream sent while serving it (progress, log
+/// lines, server-to-client requests), then the reply.
+pub enum Delivery {
+    Interim(Frame),
+    Final(Result<Frame, Error>),
+}
+
 struct Pending {
     upstream: u16,
-    tx: local_sync::oneshot::Sender<Result<Frame, Error>>,
+    tx: local_sync::mpsc::unbounded::Tx<Delivery>,
 }
 
 /// Idle keep-alive connections to HTTP upstreams, per upstream.
@@ -40,7 +47,7 @@ pub struct Lane {
 /// What a caller awaits for one upstream request.
 pub struct Waiter {
     pub id: u64,
-    rx: local_sync::oneshot::Receiver<Result<Frame, Error>>,
+    rx: local_sync::mpsc::unbounded::Rx<Delivery>,
 }
 
 impl Lane {
@@ -62,7 +69,7 @@ impl Lane {
 
     /// Register a request sent to `upstream` with id `id`.
     pub fn expect(&self, id: u64, upstream: u16) -> Waiter {
-        let (tx, rx) = local_sync::oneshot::channel();
+        let (tx, rx) = local_sync::mpsc::unbounded::channel();
         self.pending
             .borrow_mut()
             .insert(id, Pending { upstream, tx });
@@ -90,7 +97,18 @@ impl Lane {
             }
         }
         if let Some(p) = pending.remove(&id) {
-            let _ = p.tx.send(Ok(frame));
+            let _ = p.tx.send(Delivery::Final(Ok(frame)));
+        }
+    }
+
+    /// A message the upstream sent while serving request `id` (routed by a progress token or by
+    /// the stdio reader's attribution); late ones, for calls already answered, are dropped.
+    pub fn interim(&self, upstream: u16, id: u64, frame: Frame) {
+        match self.pending.borrow().get(&id) {
+            Some(p) if p.upstream == upstream => {
+                let _ = p.tx.send(Delivery::Interim(frame));
+            }
+            _ => tracing::debug!(upstream, id, "a message for no pending request; dropped"),
         }
     }
 
@@ -104,29 +122,42 @@ impl Lane {
             .collect();
         for id in ids {
             if let Some(p) = pending.remove(&id) {
-                let _ = p.tx.send(Err(error.clone()));
+                let _ = p.tx.send(Delivery::Final(Err(error.clone())));
             }
         }
         self.pools.borrow_mut().remove(&upstream);
     }
 
-    /// Wait for a registered request's reply, at most `timeout`.
-    pub async fn wait(&self, w: Waiter, timeout: Duration, server: &str) -> Result<Frame, Error> {
-        match monoio::time::timeout(timeout, w.rx).await {
-            Ok(Ok(res)) => res,
-            Ok(Err(_)) => Err(Error::upstream(
-                ErrorKind::UpstreamUnavailable,
-                format!("server {server:?} went away before answering"),
-            )),
-            Err(_) => {
-                self.forget(w.id);
-                Err(Error::upstream(
-                    ErrorKind::UpstreamTimeout,
-                    format!(
-                        "server {server:?} did not answer within {} ms",
-                        timeout.as_millis()
-                    ),
-                ))
+    /// Wait for a registered request's reply, at most `timeout`, handing interim messages to
+    /// `on_interim` as they come.
+    pub async fn wait(
+        &self,
+        mut w: Waiter,
+        timeout: Duration,
+        server: &str,
+        on_interim: &dyn Fn(Frame),
+    ) -> Result<Frame, Error> {
+        let deadline = monoio::time::Instant::now() + timeout;
+        loop {
+            match monoio::time::timeout_at(deadline, w.rx.recv()).await {
+                Ok(Some(Delivery::Final(res))) => return res,
+                Ok(Some(Delivery::Interim(f))) => on_interim(f),
+                Ok(None) => {
+                    return Err(Error::upstream(
+                        ErrorKind::UpstreamUnavailable,
+                        format!("server {server:?} went away before answering"),
+                    ))
+                }
+                Err(_) => {
+                    self.forget(w.id);
+                    return Err(Error::upstream(
+                        ErrorKind::UpstreamTimeout,
+                        format!(
+                            "server {server:?} did not answer within {} ms",
+                            timeout.as_millis()
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -33,6 +33,17 @@ pub enum LaneMsg {
         upstream: u16,
         frame: Frame,
     },
+    /// A message a stdio upstream sent while serving request `id` of this lane.
+    Interim {
+        upstream: u16,
+        id: u64,
+        frame: Frame,
+    },
+    /// A client's answer to a server-to-client request this lane relayed.
+    ClientAnswer {
+        session: u64,
+        frame: Frame,
+    },
     /// An upstream died: fail what this lane has in flight there.
     UpstreamGone {
         upstream: u16,
@@ -101,6 +112,8 @@ pub struct ShardCtx {
     pub keys: crate::policy::keys::KeyCache,
     /// Open connections on this shard.
     pub conns: std::cell::Cell<usize>,
+    /// Server-to-client requests this shard relayed, awaiting clients' answers.
+    pub answers: crate::mcp::relay::Answers,
 }
 
 impl ShardCtx {
@@ -357,6 +370,7 @@ fn shard_main(
             active: std::cell::Cell::new(0),
             keys: Default::default(),
             conns: std::cell::Cell::new(0),
+            answers: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -400,6 +414,14 @@ async fn inbox_loop(
     while let Ok(msg) = inbox.recv_async().await {
         match msg {
             LaneMsg::Reply { upstream, frame } => ctx.lane.complete(upstream, frame),
+            LaneMsg::Interim {
+                upstream,
+                id,
+                frame,
+            } => ctx.lane.interim(upstream, id, frame),
+            LaneMsg::ClientAnswer { session, frame } => {
+                crate::mcp::relay::deliver_answer(&ctx, session, frame)
+            }
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Stop => {

@@ -137,11 +137,13 @@ pub fn discover_params() -> Vec<u8> {
     format!("{{\"_meta\":{{{}}}}}", modern_meta_members()).into_bytes()
 }
 
-/// `initialize` params.
+/// `initialize` params. The gateway declares what it can relay to clients (sampling, elicitation,
+/// roots): one upstream session serves many clients, and a request for a client that lacks the
+/// capability is refused by the gateway, as that client would.
 pub fn initialize_params() -> Vec<u8> {
     json!({
         "protocolVersion": LEGACY_VERSIONS[0],
-        "capabilities": {},
+        "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}},
         "clientInfo": client_info(),
     })
     .to_string()

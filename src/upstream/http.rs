@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::handshake::{self, Era, Handshake, MODERN_VERSION};
-use super::Upstream;
+use super::{Call, Upstream};
 use crate::error::{Error, ErrorKind};
 use crate::http::client::{self, ClientError, PostOutcome, Url};
 use crate::jsonrpc::{request_with_id, Frame, Kind};
@@ -36,6 +36,7 @@ impl HttpUpstream {
     }
 
     /// One POST on a pooled (or new) connection; a stale pooled connection is retried once on a new one.
+    #[allow(clippy::too_many_arguments)] // one call site per purpose; a struct would only rename them
     async fn post(
         &self,
         lane: &Lane,
@@ -44,13 +45,25 @@ impl HttpUpstream {
         body: &[u8],
         deadline: Instant,
         want: Option<u64>,
+        on_interim: &dyn Fn(Frame),
     ) -> Result<PostOutcome, Error> {
-        let is_ours = move |msg: &[u8]| {
-            want.is_some()
-                && sonic_rs::get(msg, ["id"])
+        // Every message of an SSE answer passes here as it arrives: the reply ends the wait, the
+        // rest (progress, log lines, server-to-client requests) go on to the client at once.
+        let on_message = move |msg: &Bytes| {
+            if want.is_some()
+                && sonic_rs::get(msg.as_ref(), ["id"])
                     .ok()
                     .and_then(|v| v.as_raw_str().parse::<u64>().ok())
                     == want
+            {
+                return true;
+            }
+            if let Ok(f) = Frame::parse(Bytes::clone(msg)) {
+                if matches!(f.kind, Kind::Notification | Kind::Request) {
+                    on_interim(f);
+                }
+            }
+            false
         };
         for attempt in 0..2 {
             let (mut conn, reused) = match lane.take_conn(up.index) {
@@ -76,7 +89,7 @@ impl HttpUpstream {
                 body,
                 MAX_RESPONSE,
                 deadline,
-                &is_ours,
+                &on_message,
             )
             .await
             {
@@ -121,6 +134,7 @@ impl HttpUpstream {
     }
 
     /// Send one request and await its reply, within the upstream's request timeout.
+    #[allow(clippy::too_many_arguments)] // mirrors `upstream::call_with`
     pub async fn call(
         &self,
         lane: &Lane,
@@ -129,9 +143,10 @@ impl HttpUpstream {
         method: &str,
         params: Option<&[u8]>,
         name: Option<&str>,
+        call: &Call<'_>,
     ) -> Result<Frame, Error> {
         let deadline = Instant::now() + up.request_timeout;
-        let id = lane.next_id();
+        let id = call.id;
         let body = request_with_id(Some(id), method, params);
         let encoded_name = name.map(encode_header_value);
         for attempt in 0..2 {
@@ -149,7 +164,15 @@ impl HttpUpstream {
                 }
             }
             let out = self
-                .post(lane, up, &headers, &body, deadline, Some(id))
+                .post(
+                    lane,
+                    up,
+                    &headers,
+                    &body,
+                    deadline,
+                    Some(id),
+                    call.on_interim,
+                )
                 .await?;
             if hs.era == Era::Legacy && session.is_some() && attempt == 0 && session_lost(&out) {
                 tracing::info!(server = %up.name, "upstream forgot our session; initializing a new one");
@@ -189,7 +212,15 @@ impl HttpUpstream {
             }
             let probe_deadline = deadline.min(Instant::now() + Duration::from_secs(10));
             let out = self
-                .post(lane, up, &headers, &body, probe_deadline, Some(id))
+                .post(
+                    lane,
+                    up,
+                    &headers,
+                    &body,
+                    probe_deadline,
+                    Some(id),
+                    &drop_interim,
+                )
                 .await?;
             if (200..300).contains(&out.status) {
                 if let Ok(f) = find_reply(up, &out, id) {
@@ -223,7 +254,7 @@ impl HttpUpstream {
             headers.push((k.as_str(), v.as_str()));
         }
         let out = self
-            .post(lane, up, &headers, &body, deadline, Some(id))
+            .post(lane, up, &headers, &body, deadline, Some(id), &drop_interim)
             .await?;
         let frame = find_reply(up, &out, id)?;
         let hs = handshake::from_initialize_reply(&up.name, &frame)?;
@@ -231,7 +262,9 @@ impl HttpUpstream {
         let mut headers = Vec::new();
         self.base_headers(&hs.version, session.as_deref(), &mut headers);
         let note = request_with_id(None, "notifications/initialized", None);
-        let out = self.post(lane, up, &headers, &note, deadline, None).await?;
+        let out = self
+            .post(lane, up, &headers, &note, deadline, None, &drop_interim)
+            .await?;
         if !(200..300).contains(&out.status) {
             return Err(Error::upstream(
                 ErrorKind::UpstreamProtocol,
@@ -243,6 +276,38 @@ impl HttpUpstream {
         }
         self.session.store(session.map(Arc::new));
         Ok(hs)
+    }
+
+    /// POST a message that expects no reply (our answer to a server-to-client request).
+    pub async fn send_message(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        hs: &Handshake,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + up.request_timeout;
+        let session = self.session.load_full();
+        let mut headers = Vec::with_capacity(4);
+        self.base_headers(
+            &hs.version,
+            session.as_deref().map(String::as_str),
+            &mut headers,
+        );
+        let out = self
+            .post(lane, up, &headers, msg, deadline, None, &drop_interim)
+            .await?;
+        if (200..300).contains(&out.status) {
+            Ok(())
+        } else {
+            Err(Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!(
+                    "server {:?} refused our answer to its request with HTTP {}",
+                    up.name, out.status
+                ),
+            ))
+        }
     }
 
     /// End our upstream session (at shutdown).
@@ -262,6 +327,10 @@ impl HttpUpstream {
             }
         }
     }
+}
+
+fn drop_interim(f: Frame) {
+    tracing::debug!(method = %f.method().unwrap_or_default(), "a message during a handshake; dropped");
 }
 
 fn unavailable(up: &Upstream, e: &ClientError) -> Error {

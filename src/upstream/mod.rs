@@ -119,6 +119,34 @@ impl Upstream {
     }
 }
 
+/// One request's identity on its way upstream: its id (chosen by the caller, so a progress token can
+/// name it), whose it is (for attributing a stdio server's unlinked messages), and where messages the
+/// upstream sends while serving it go.
+pub struct Call<'a> {
+    pub id: u64,
+    /// 0 for the gateway's own requests; else a tag of the client (session or single call).
+    pub origin: u64,
+    pub on_interim: &'a dyn Fn(Frame),
+}
+
+impl Call<'static> {
+    /// A gateway-internal request (list fetches, handshakes): nothing is relayed.
+    pub fn internal(lane: &Lane) -> Call<'static> {
+        Call {
+            id: lane.next_id(),
+            origin: 0,
+            on_interim: &ignore_interim,
+        }
+    }
+}
+
+fn ignore_interim(f: Frame) {
+    tracing::debug!(
+        method = %f.method().unwrap_or_default(),
+        "a message for a gateway-internal request; dropped"
+    );
+}
+
 /// Send one request to `up` from `lane` and await the reply frame (a response or an error response,
 /// with the upstream's id: the caller re-addresses it). `params` are forwarded as given, except that a
 /// modern upstream gets the per-request `_meta` it requires.
@@ -132,18 +160,66 @@ pub async fn call(
     let Some(hs) = up.ready() else {
         return Err(up.unavailable());
     };
-    call_with(lane, up, &hs, method, params, name).await
+    call_with(lane, up, &hs, method, params, name, &Call::internal(lane)).await
 }
 
-/// `call` with a given handshake, whatever the upstream's published status (bring-up uses it to
-/// fetch lists before the upstream is announced ready).
-pub async fn call_with(
+/// `call` on behalf of a client: messages sent while serving it reach `call.on_interim`.
+pub async fn call_relayed(
+    lane: &Lane,
+    up: &Upstream,
+    method: &str,
+    params: Option<&[u8]>,
+    name: Option<&str>,
+    call: &Call<'_>,
+) -> Result<Frame, Error> {
+    let Some(hs) = up.ready() else {
+        return Err(up.unavailable());
+    };
+    call_with(lane, up, &hs, method, params, name, call).await
+}
+
+/// `call` for bring-up, with a given handshake whatever the upstream's published status.
+pub async fn call_internal(
+    lane: &Lane,
+    up: &Upstream,
+    hs: &Handshake,
+    method: &str,
+    params: Option<&[u8]>,
+) -> Result<Frame, Error> {
+    call_with(lane, up, hs, method, params, None, &Call::internal(lane)).await
+}
+
+/// Answer a server-to-client request of `up` (a whole JSON-RPC response message).
+pub async fn respond(lane: &Lane, up: &Upstream, msg: Vec<u8>) -> Result<(), Error> {
+    match &up.transport {
+        Transport::Stdio(s) => {
+            let mut line = msg;
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+            if s.send_line(line) {
+                Ok(())
+            } else {
+                Err(up.unavailable())
+            }
+        }
+        Transport::Http(h) => {
+            let Some(hs) = up.last_handshake() else {
+                return Err(up.unavailable());
+            };
+            h.send_message(lane, up, &hs, &msg).await
+        }
+    }
+}
+
+async fn call_with(
     lane: &Lane,
     up: &Upstream,
     hs: &Handshake,
     method: &str,
     params: Option<&[u8]>,
     name: Option<&str>,
+    call: &Call<'_>,
 ) -> Result<Frame, Error> {
     let injected;
     let params = if hs.era == Era::Modern {
@@ -154,7 +230,7 @@ pub async fn call_with(
     };
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
-        Transport::Stdio(s) => s.request(lane, up, method, params, deadline).await,
-        Transport::Http(h) => h.call(lane, up, hs, method, params, name).await,
+        Transport::Stdio(s) => s.request(lane, up, method, params, deadline, call).await,
+        Transport::Http(h) => h.call(lane, up, hs, method, params, name, call).await,
     }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
-use super::{Status, Upstream};
+use super::{Call, Status, Upstream};
 use crate::config;
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{request_with_id, Frame, Kind};
@@ -33,9 +33,80 @@ pub struct StdioUpstream {
 
 /// One running child.
 pub struct StdioConn {
-    tx: flume::Sender<Vec<u8>>,
+    tx: flume::Sender<Out>,
     pub generation: u64,
     pub pid: u32,
+}
+
+/// A line for the child's stdin; a request also tells the writer whose it is, so the reader can tell
+/// which client a server-to-client message belongs to (stdio carries no such link itself).
+struct Out {
+    line: Vec<u8>,
+    /// (id, origin) of a request written.
+    track: Option<(u64, u64)>,
+    /// A request given up on (its cancellation is the line).
+    untrack: Option<u64>,
+}
+
+/// Requests written to the child and not yet answered: upstream id → origin (a client session or a
+/// single call; 0 for the gateway's own requests), with the order they were written. Owned by the
+/// reader thread; the writer tells it of each request before writing it, so it is always known
+/// before its answer can arrive.
+#[derive(Default)]
+struct InFlight {
+    calls: hashbrown::HashMap<u64, (u64, u64)>,
+    order: u64,
+}
+
+/// Where an unlinked message from the child goes.
+enum Origin {
+    /// The most recent request of the only client with requests in flight.
+    Call(u64),
+    /// No client request is in flight.
+    Nobody,
+    /// Requests of several clients are in flight: there is no telling which one it is for.
+    Ambiguous(usize),
+}
+
+/// What the writer tells the reader.
+enum Track {
+    Sent { id: u64, origin: u64 },
+    GaveUp(u64),
+}
+
+impl InFlight {
+    fn apply(&mut self, t: Track) {
+        match t {
+            Track::Sent { id, origin } => {
+                self.order += 1;
+                self.calls.insert(id, (origin, self.order));
+            }
+            Track::GaveUp(id) => {
+                self.calls.remove(&id);
+            }
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        let mut owner = None;
+        let mut latest = (0u64, 0u64);
+        let mut clients = hashbrown::HashSet::new();
+        for (id, (origin, order)) in &self.calls {
+            if *origin == 0 {
+                continue;
+            }
+            clients.insert(*origin);
+            if *order >= latest.1 {
+                latest = (*id, *order);
+                owner = Some(*origin);
+            }
+        }
+        match (clients.len(), owner) {
+            (0, _) | (_, None) => Origin::Nobody,
+            (1, Some(_)) => Origin::Call(latest.0),
+            (n, _) => Origin::Ambiguous(n),
+        }
+    }
 }
 
 impl StdioUpstream {
@@ -78,12 +149,13 @@ impl StdioUpstream {
             return Err(std::io::Error::other("child pipes missing"));
         };
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = flume::unbounded::<Vec<u8>>();
+        let (tx, rx) = flume::unbounded::<Out>();
         let pid = child.id();
         let name = up.name.clone();
+        let (track_tx, track_rx) = flume::unbounded::<Track>();
         std::thread::Builder::new()
             .name(format!("{name}-stdin"))
-            .spawn(move || writer(stdin, rx))?;
+            .spawn(move || writer(stdin, rx, &track_tx))?;
         let n = up.name.clone();
         std::thread::Builder::new()
             .name(format!("{name}-stderr"))
@@ -99,7 +171,7 @@ impl StdioUpstream {
         std::thread::Builder::new()
             .name(format!("{name}-stdout"))
             .spawn(move || {
-                reader(&shared2, &up2, generation, stdout, &tx2);
+                reader(&shared2, &up2, generation, stdout, &tx2, &track_rx);
                 let status = child.wait();
                 let reason = match status {
                     Ok(s) => format!("process exited ({s})"),
@@ -138,6 +210,7 @@ impl StdioUpstream {
         method: &str,
         params: Option<&[u8]>,
         deadline: Instant,
+        call: &Call<'_>,
     ) -> Result<Frame, Error> {
         let Some(conn) = self.conn.load_full() else {
             return Err(Error::upstream(
@@ -145,56 +218,121 @@ impl StdioUpstream {
                 format!("server {:?} is not running", up.name),
             ));
         };
-        let id = lane.next_id();
-        let mut msg = request_with_id(Some(id), method, params);
-        msg.push(b'\n');
+        let id = call.id;
+        let mut line = request_with_id(Some(id), method, params);
+        line.push(b'\n');
         let waiter = lane.expect(id, up.index);
-        if conn.tx.send(msg).is_err() {
+        let out = Out {
+            line,
+            track: Some((id, call.origin)),
+            untrack: None,
+        };
+        if conn.tx.send(out).is_err() {
             lane.forget(id);
             return Err(Error::upstream(
                 ErrorKind::UpstreamUnavailable,
                 format!("server {:?} is not running", up.name),
             ));
         }
+        // Dropped before the reply (the client went away): tell the server to stop working on it.
+        let mut cancel = CancelOnDrop {
+            conn: &conn,
+            lane,
+            id,
+            reason: "switchyard: the client went away",
+        };
         let res = lane
             .wait(
                 waiter,
                 deadline.saturating_duration_since(Instant::now()),
                 &up.name,
+                call.on_interim,
             )
             .await;
-        if matches!(&res, Err(e) if e.kind == ErrorKind::UpstreamTimeout) {
-            // Tell the server to stop working on it.
-            let params =
-                format!("{{\"requestId\":{id},\"reason\":\"switchyard: request timed out\"}}");
-            let mut note =
-                request_with_id(None, "notifications/cancelled", Some(params.as_bytes()));
-            note.push(b'\n');
-            let _ = conn.tx.send(note);
+        match &res {
+            Err(e) if e.kind == ErrorKind::UpstreamTimeout => {
+                cancel.reason = "switchyard: request timed out"
+            }
+            _ => cancel.id = 0,
         }
         res
     }
 
     /// Send a notification (no reply).
     pub fn notify(&self, method: &str, params: Option<&[u8]>) -> bool {
+        let mut line = request_with_id(None, method, params);
+        line.push(b'\n');
+        self.send_line(line)
+    }
+
+    /// Write one complete message line (a response to a server request, say).
+    pub fn send_line(&self, line: Vec<u8>) -> bool {
         let Some(conn) = self.conn.load_full() else {
             return false;
         };
-        let mut msg = request_with_id(None, method, params);
-        msg.push(b'\n');
-        conn.tx.send(msg).is_ok()
+        conn.tx
+            .send(Out {
+                line,
+                track: None,
+                untrack: None,
+            })
+            .is_ok()
     }
 }
 
-fn writer(mut stdin: std::process::ChildStdin, rx: flume::Receiver<Vec<u8>>) {
+/// Sends `notifications/cancelled` for a request that did not complete (`id` 0 once it did).
+struct CancelOnDrop<'a> {
+    conn: &'a StdioConn,
+    lane: &'a Lane,
+    id: u64,
+    reason: &'static str,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.id == 0 {
+            return;
+        }
+        self.lane.forget(self.id);
+        let params = format!(
+            "{{\"requestId\":{},\"reason\":\"{}\"}}",
+            self.id, self.reason
+        );
+        let mut line = request_with_id(None, "notifications/cancelled", Some(params.as_bytes()));
+        line.push(b'\n');
+        let _ = self.conn.tx.send(Out {
+            line,
+            track: None,
+            untrack: Some(self.id),
+        });
+    }
+}
+
+fn writer(
+    mut stdin: std::process::ChildStdin,
+    rx: flume::Receiver<Out>,
+    inflight: &flume::Sender<Track>,
+) {
     let mut batch = Vec::with_capacity(64 << 10);
+    let track = |out: &Out| {
+        if let Some((id, origin)) = out.track {
+            let _ = inflight.send(Track::Sent { id, origin });
+        }
+        if let Some(id) = out.untrack {
+            let _ = inflight.send(Track::GaveUp(id));
+        }
+    };
     while let Ok(first) = rx.recv() {
         batch.clear();
-        batch.extend_from_slice(&first);
+        track(&first);
+        batch.extend_from_slice(&first.line);
         // Coalesce whatever else is queued into one write.
         while batch.len() < (256 << 10) {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(more) => {
+                    track(&more);
+                    batch.extend_from_slice(&more.line)
+                }
                 Err(_) => break,
             }
         }
@@ -209,8 +347,10 @@ fn reader(
     up: &Upstream,
     generation: u64,
     stdout: std::process::ChildStdout,
-    tx: &flume::Sender<Vec<u8>>,
+    tx: &flume::Sender<Out>,
+    tracked: &flume::Receiver<Track>,
 ) {
+    let mut inflight = InFlight::default();
     let mut r = BufReader::with_capacity(64 << 10, stdout);
     let mut line = Vec::with_capacity(8 << 10);
     loop {
@@ -230,6 +370,9 @@ fn reader(
         if text.is_empty() {
             continue;
         }
+        while let Ok(t) = tracked.try_recv() {
+            inflight.apply(t);
+        }
         let frame = match Frame::parse(Bytes::copy_from_slice(text)) {
             Ok(f) => f,
             Err(e) => {
@@ -243,6 +386,7 @@ fn reader(
                     tracing::warn!(server = %up.name, "a response with an id switchyard never sent; dropped");
                     continue;
                 };
+                inflight.calls.remove(&id);
                 let (lane, _) = split_id(id);
                 match shared.lanes.get(lane as usize) {
                     Some(l) => {
@@ -256,7 +400,35 @@ fn reader(
                     }
                 }
             }
-            Kind::Request => answer_server_request(up, &frame, tx),
+            Kind::Request => {
+                if frame.method().as_deref() == Some("ping") {
+                    let _ = tx.send(Out {
+                        line: answer(&frame, Ok(b"{}")),
+                        track: None,
+                        untrack: None,
+                    });
+                    continue;
+                }
+                let why = match inflight.origin() {
+                    Origin::Call(id) => {
+                        to_lane(shared, up, id, frame);
+                        continue;
+                    }
+                    Origin::Nobody => "no client request is in flight on this server".to_owned(),
+                    Origin::Ambiguous(n) => format!(
+                        "requests of {n} clients are in flight on this server and stdio does not say which one this is for"
+                    ),
+                };
+                tracing::warn!(server = %up.name, method = %frame.method().unwrap_or_default(), "server-to-client request refused: {why}");
+                let _ = tx.send(Out {
+                    line: answer(
+                        &frame,
+                        Err(&format!("switchyard cannot route this request: {why}")),
+                    ),
+                    track: None,
+                    untrack: None,
+                });
+            }
             Kind::Notification => {
                 let method = frame.method().unwrap_or_default();
                 if method.ends_with("/list_changed") {
@@ -264,29 +436,50 @@ fn reader(
                         upstream: up.index,
                         generation,
                     });
+                } else if method == "notifications/progress" {
+                    // The token is the id of the request it reports on (the gateway set it so).
+                    let token = frame
+                        .params_raw()
+                        .and_then(|p| sonic_rs::get(p, ["progressToken"]).ok())
+                        .and_then(|t| t.as_raw_str().parse::<u64>().ok());
+                    match token {
+                        Some(id) => to_lane(shared, up, id, frame),
+                        None => {
+                            tracing::debug!(server = %up.name, "progress with a token switchyard never gave; dropped")
+                        }
+                    }
+                } else if method == "notifications/message" {
+                    match inflight.origin() {
+                        Origin::Call(id) => to_lane(shared, up, id, frame),
+                        _ => {
+                            tracing::debug!(server = %up.name, "a log message for no single client; dropped")
+                        }
+                    }
                 } else {
-                    tracing::debug!(server = %up.name, %method, "notification not relayed yet");
+                    tracing::debug!(server = %up.name, %method, "notification not relayed");
                 }
             }
         }
     }
 }
 
-/// Server-to-client requests: `ping` is answered here; the rest are refused until the protocol work
-/// that relays them to the right client lands.
-fn answer_server_request(up: &Upstream, frame: &Frame, tx: &flume::Sender<Vec<u8>>) {
-    let id = frame.id_raw().unwrap_or(b"null");
-    let method = frame.method().unwrap_or_default();
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id);
-    if method == "ping" {
-        out.extend_from_slice(b",\"result\":{}}\n");
-    } else {
-        tracing::warn!(server = %up.name, %method, "server-to-client request refused (not relayed yet)");
-        out.extend_from_slice(b",\"error\":{\"code\":-32601,\"message\":\"switchyard does not relay this server-to-client request\"}}\n");
+/// Hand a message the child sent about request `id` to the lane that sent the request.
+fn to_lane(shared: &Shared, up: &Upstream, id: u64, frame: Frame) {
+    let (lane, _) = split_id(id);
+    if let Some(l) = shared.lanes.get(lane as usize) {
+        let _ = l.send(LaneMsg::Interim {
+            upstream: up.index,
+            id,
+            frame,
+        });
     }
-    let _ = tx.send(out);
+}
+
+/// A response line to a server request: `Ok(result)` or `Err(message)` (code -32603).
+fn answer(req: &Frame, outcome: Result<&[u8], &str>) -> Vec<u8> {
+    let mut line = crate::mcp::relay::answer(req, outcome.map_err(|m| (-32603, m)));
+    line.push(b'\n');
+    line
 }
 
 /// The child is gone: mark the upstream down, fail in-flight requests on every lane, tell control.

@@ -49,6 +49,7 @@ pub async fn start(
                         "server/discover",
                         Some(&handshake::discover_params()),
                         probe_deadline,
+                        &super::Call::internal(lane),
                     )
                     .await
                 {
@@ -77,6 +78,7 @@ pub async fn start(
                             "initialize",
                             Some(&handshake::initialize_params()),
                             deadline,
+                            &super::Call::internal(lane),
                         )
                         .await?;
                     let h = handshake::from_initialize_reply(&up.name, &f)?;
@@ -136,7 +138,7 @@ async fn fetch_all(
             Some(c) => serde_json::json!({ "cursor": c }).to_string(),
             None => "{}".to_owned(),
         };
-        let f = super::call_with(lane, up, hs, method, Some(params.as_bytes()), None).await?;
+        let f = super::call_internal(lane, up, hs, method, Some(params.as_bytes())).await?;
         let Some(result) = f
             .result_raw()
             .and_then(|r| serde_json::from_slice::<Value>(r).ok())

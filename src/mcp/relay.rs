@@ -1,0 +1,265 @@
+//! What passes between a client and the upstream serving one of its requests before the answer:
+//! progress (the client's token swapped for the upstream request id, and back, so tokens of different
+//! clients never collide upstream), log lines, and server-to-client requests (`sampling/createMessage`,
+//! `elicitation/create`, `roots/list`), whose ids are mapped through the client's session both ways.
+//!
+//! Origin of a server-to-client request: over HTTP it arrives on the stream of the call it belongs
+//! to; over stdio the reader thread attributes it to the only client with requests in flight, and
+//! refuses it (an error to the upstream) when requests of several clients are in flight.
+//!
+//! The ids we give relayed requests carry the lane that relayed them (`lane << 40 | seq`, as
+//! upstream ids do), so the client's answer, POSTed to any shard, is handed to that lane, whose
+//! table says where it goes: no shared table, no lock.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use super::dispatch::Exchange;
+use super::session::Session;
+use super::ClientEra;
+use crate::jsonrpc::{splice, Frame, Kind, Span};
+use crate::shard::lane::Lane;
+use crate::shard::ShardCtx;
+use crate::upstream::{self, Upstream};
+
+/// Where a client's answer to a server-to-client request goes.
+pub enum Answer {
+    /// Back to the upstream that asked, under its own id.
+    Upstream { upstream: u16, id: Bytes },
+    /// To a call the gateway is driving (bridging an `InputRequiredResult`).
+    Gateway(flume::Sender<Frame>),
+}
+
+/// Most unanswered relayed requests one shard holds; beyond it the upstream is refused.
+const MAX_WAITING: usize = 4096;
+
+/// One shard's relayed requests awaiting a client's answer: our id → (session tag, sent at, where).
+#[derive(Default)]
+pub struct Answers {
+    waiting: RefCell<HashMap<u64, (u64, Instant, Answer)>>,
+}
+
+impl Answers {
+    /// Remember a request relayed to session `tag`; `false` when the table is full even after
+    /// dropping requests older than `stale`.
+    fn insert(&self, id: u64, tag: u64, to: Answer, stale: Duration) -> bool {
+        let mut w = self.waiting.borrow_mut();
+        if w.len() >= MAX_WAITING {
+            w.retain(|_, (_, at, _)| at.elapsed() < stale);
+            if w.len() >= MAX_WAITING {
+                return false;
+            }
+        }
+        w.insert(id, (tag, Instant::now(), to));
+        true
+    }
+
+    /// The answer's destination, if `id` was relayed to session `tag` by this shard.
+    pub fn take(&self, id: u64, tag: u64) -> Option<Answer> {
+        let mut w = self.waiting.borrow_mut();
+        match w.get(&id) {
+            Some((t, _, _)) if *t == tag => w.remove(&id).map(|(_, _, a)| a),
+            _ => None,
+        }
+    }
+}
+
+pub struct Relay<'a> {
+    ctx: &'a ShardCtx,
+    ex: &'a Exchange<'a>,
+    up: &'a Arc<Upstream>,
+    /// The client's progress token, raw JSON.
+    progress: Option<Vec<u8>>,
+}
+
+/// Where a value sits inside `outer` (both slices of one buffer).
+fn span_in(outer: &[u8], inner: &str) -> Span {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    Span {
+        start: start as u32,
+        end: (start + inner.len()) as u32,
+    }
+}
+
+impl<'a> Relay<'a> {
+    pub fn new(ctx: &'a ShardCtx, ex: &'a Exchange<'a>, up: &'a Arc<Upstream>) -> Relay<'a> {
+        Relay {
+            ctx,
+            ex,
+            up,
+            progress: None,
+        }
+    }
+
+    /// `params` with the client's `_meta.progressToken` replaced by the upstream request id `id`;
+    /// `None` when the request carries no token.
+    pub fn map_progress(&mut self, params: &[u8], id: u64) -> Option<Vec<u8>> {
+        let token = sonic_rs::get(params, ["_meta", "progressToken"]).ok()?;
+        let raw = token.as_raw_str();
+        self.progress = Some(raw.as_bytes().to_vec());
+        Some(splice(
+            params,
+            span_in(params, raw),
+            id.to_string().as_bytes(),
+        ))
+    }
+
+    /// A message the upstream sent while serving the request.
+    pub fn on_interim(&self, f: Frame) {
+        match f.kind {
+            Kind::Notification => self.notification(f),
+            Kind::Request => self.server_request(f),
+            _ => {}
+        }
+    }
+
+    fn notification(&self, f: Frame) {
+        let method = f.method().unwrap_or_default();
+        match method.as_ref() {
+            "notifications/progress" => {
+                let Some(token) = &self.progress else { return };
+                let Some(p) = f.params_raw() else { return };
+                let Ok(t) = sonic_rs::get(p, ["progressToken"]) else {
+                    return;
+                };
+                let span = span_in(f.bytes(), t.as_raw_str());
+                self.ex
+                    .sink
+                    .push(Bytes::from(splice(f.bytes(), span, token)));
+            }
+            "notifications/message" => {
+                // 2026-07-28: log lines only for a request that asked for them.
+                let wanted = self.ex.era == ClientEra::Legacy
+                    || self.ex.frame.meta_raw().is_some_and(|m| {
+                        sonic_rs::get(m, ["io.modelcontextprotocol/logLevel"]).is_ok()
+                    });
+                if wanted {
+                    self.ex.sink.push(f.bytes().clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn server_request(&self, f: Frame) {
+        let method = f.method().unwrap_or_default();
+        if method == "ping" {
+            respond_later(self.up.clone(), answer(&f, Ok(b"{}")));
+            return;
+        }
+        let refuse = |why: String| {
+            tracing::info!(server = %self.up.name, %method, "server-to-client request refused: {why}");
+            respond_later(self.up.clone(), answer(&f, Err((-32601, &why))));
+        };
+        let Some(session) = self.ex.session else {
+            // A 2026-07-28 client takes no server-to-client requests.
+            return refuse(format!(
+                "the client speaks {} and takes no server-to-client requests",
+                upstream::MODERN_VERSION
+            ));
+        };
+        let needs = match method.as_ref() {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            other => return refuse(format!("{other} is not a server-to-client request")),
+        };
+        if !session.has_capability(needs) {
+            return refuse(format!(
+                "the client does not declare the {needs} capability"
+            ));
+        }
+        let (Some(id_span), Some(id)) = (f.id_span(), f.id_raw()) else {
+            return;
+        };
+        let to = Answer::Upstream {
+            upstream: self.up.index,
+            id: Bytes::copy_from_slice(id),
+        };
+        let ours = self.ctx.lane.next_id();
+        if !self
+            .ctx
+            .answers
+            .insert(ours, session.tag(), to, self.up.request_timeout)
+        {
+            return refuse("too many requests are waiting for clients' answers".into());
+        }
+        let msg = splice(f.bytes(), id_span, ours.to_string().as_bytes());
+        self.ex.sink.push(Bytes::from(msg));
+    }
+}
+
+/// A client's POSTed response to a server-to-client request: hand it to the lane that relayed the
+/// request. `false` when the id cannot be one of ours.
+pub fn client_answer(ctx: &ShardCtx, session: &Session, f: Frame) -> bool {
+    let Some(id) = f.id_u64() else { return false };
+    let (lane, _) = crate::shard::lane::split_id(id);
+    if lane == ctx.index() {
+        deliver_answer(ctx, session.tag(), f);
+        return true;
+    }
+    match ctx.shared.lanes.get(lane as usize) {
+        Some(l) if lane != 0 => l
+            .send(crate::shard::LaneMsg::ClientAnswer {
+                session: session.tag(),
+                frame: f,
+            })
+            .is_ok(),
+        _ => false,
+    }
+}
+
+/// On the lane that relayed the request: pass the client's answer where it belongs.
+pub fn deliver_answer(ctx: &ShardCtx, session: u64, f: Frame) {
+    let Some(answer) = f.id_u64().and_then(|id| ctx.answers.take(id, session)) else {
+        tracing::debug!("an answer to no request of this client; ignored");
+        return;
+    };
+    match answer {
+        Answer::Upstream { upstream, id } => {
+            let (Some(up), Some(span)) = (ctx.shared.upstream(upstream), f.id_span()) else {
+                return;
+            };
+            respond_later(up.clone(), splice(f.bytes(), span, &id));
+        }
+        Answer::Gateway(tx) => {
+            let _ = tx.send(f);
+        }
+    }
+}
+
+/// Answer a server-to-client request from a context that cannot wait (a local task does the IO).
+pub fn respond_later(up: Arc<Upstream>, msg: Vec<u8>) {
+    monoio::spawn(async move {
+        // A throwaway lane: this is rare, and only pooled connections come from a lane.
+        let lane = Lane::new(0);
+        if let Err(e) = upstream::respond(&lane, &up, msg).await {
+            tracing::debug!(server = %up.name, "answering a server request: {e}");
+        }
+    });
+}
+
+/// A JSON-RPC response to `req`: `Ok(result)` or `Err((code, message))`.
+pub fn answer(req: &Frame, outcome: Result<&[u8], (i32, &str)>) -> Vec<u8> {
+    let id = req.id_raw().unwrap_or(b"null");
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    match outcome {
+        Ok(result) => {
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(result);
+        }
+        Err((code, msg)) => {
+            out.extend_from_slice(format!(",\"error\":{{\"code\":{code},\"message\":").as_bytes());
+            out.extend_from_slice(serde_json::Value::from(msg).to_string().as_bytes());
+            out.push(b'}');
+        }
+    }
+    out.push(b'}');
+    out
+}

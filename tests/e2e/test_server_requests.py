@@ -1,0 +1,106 @@
+"""Server-to-client traffic through the gateway with the official Python SDK client (legacy era):
+sampling, elicitation and progress raised by server-everything while it serves a tools/call reach
+the client that made the call, and the client's answers reach the upstream.
+
+Both upstream transports: stdio (the reader thread attributes the request to the only client with
+calls in flight) and Streamable HTTP (the request arrives on the call's own SSE stream). The
+concurrency test uses the HTTP upstream, where 50 clients at once each get their own requests.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from conftest import StartGateway, gateway_toml
+from harness import everything_http, everything_stdio
+from mcp import Client, types
+
+pytestmark = pytest.mark.anyio
+
+
+def sampler(answer: str):
+    async def sample(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked = params.messages[0].content.text  # type: ignore[union-attr]
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=f"{answer} <- {asked}"),
+            model="switchyard-test-model",
+            stop_reason="endTurn",
+        )
+
+    return sample
+
+
+async def elicit(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
+
+
+@pytest.fixture
+def server_request_gateway(start_gateway: StartGateway, everything_http_url: str, tmp_path):
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        gateway_toml(
+            "127.0.0.1:1",
+            [everything_stdio("everything").toml_entry(), everything_http(everything_http_url).toml_entry()],
+        )
+    )
+    return start_gateway(config_path=config, listen_override=True)
+
+
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_sampling_elicitation_progress(server_request_gateway, server: str) -> None:
+    gw = server_request_gateway
+    async with Client(
+        gw.url, mode="legacy", cache=None, sampling_callback=sampler("sampled-by-client"), elicitation_callback=elicit
+    ) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert f"{server}__trigger-sampling-request" in tools, sorted(tools)
+
+        sampled = await client.call_tool(f"{server}__trigger-sampling-request", {"prompt": "ping", "maxTokens": 5})
+        assert not sampled.is_error, sampled
+        assert "sampled-by-client <- " in sampled.content[0].text
+
+        elicited = await client.call_tool(f"{server}__trigger-elicitation-request", {})
+        assert not elicited.is_error, elicited
+        assert "Ada Lovelace" in " ".join(c.text for c in elicited.content if c.type == "text")
+
+        progress: list[tuple[float, float | None]] = []
+
+        async def on_progress(p: float, total: float | None, message: str | None) -> None:
+            progress.append((p, total))
+
+        done = await client.call_tool(
+            f"{server}__trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=on_progress
+        )
+        assert not done.is_error, done
+        assert progress == [(1, 3), (2, 3), (3, 3)]
+
+
+async def test_fifty_clients_get_their_own_requests(server_request_gateway) -> None:
+    gw = server_request_gateway
+    failures: list[str] = []
+
+    async def one(i: int) -> None:
+        tag = f"client-{i}"
+        async with Client(gw.url, mode="legacy", cache=None, sampling_callback=sampler(tag)) as client:
+            for _ in range(3):
+                r = await client.call_tool("web__trigger-sampling-request", {"prompt": tag, "maxTokens": 5})
+                text = r.content[0].text if r.content else repr(r)
+                if r.is_error or f"{tag} <- " not in text or f"context: {tag}" not in text:
+                    failures.append(f"{tag}: {text[:200]}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(one, i)
+    assert not failures, failures[:5]
+
+
+async def test_client_without_capability_is_refused_not_hung(server_request_gateway) -> None:
+    """A client that declared no sampling gets the tool's error, promptly: the gateway refuses the
+    upstream's request on its behalf."""
+    gw = server_request_gateway
+    async with Client(gw.url, mode="legacy", cache=None) as client:
+        with anyio.fail_after(20):
+            r = await client.call_tool("web__trigger-sampling-request", {"prompt": "x", "maxTokens": 5})
+        assert r.is_error
+        assert "sampling" in r.content[0].text
