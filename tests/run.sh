@@ -9,13 +9,17 @@
 #      cargo test --release --workspace (same profile as the build, so dependencies are shared);
 #   4. runs the Python e2e suite (pytest tests/e2e) and the TypeScript one
 #      (node --test tests/e2e-ts) against target/release/switchyard (exported as SWITCHYARD_BIN);
-#   5. prints "N passed, N failed" counting those suites, and exits non-zero if any failed.
+#   5. runs the official MCP conformance suite (tests/conformance.sh: direct, and through the
+#      gateway with a stdio and an HTTP upstream, for 2025-11-25 and 2026-07-28), which passes
+#      when exactly the scenarios listed in tests/conformance-expected.txt fail;
+#   6. prints "N passed, N failed" counting those suites, and exits non-zero if any failed.
 #
 # Options (for local iteration):
 #   --e2e-only     skip fmt/clippy/cargo test (still builds)
 #   -k PATTERN     passed to pytest (-k) for the Python suite
-#   --py-only      run only the Python e2e suite (of the two e2e suites)
+#   --py-only      run only the Python e2e suite (of the e2e and conformance suites)
 #   --ts-only      run only the TypeScript e2e suite
+#   --conformance-only  run only the conformance suite
 # Environment: PYTHON (default python3.11), CARGO (default cargo), CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -27,14 +31,16 @@ E2E_ONLY=0
 PYTEST_K=()
 RUN_PY=1
 RUN_TS=1
+RUN_CONFORMANCE=1
 while (($#)); do
   case "$1" in
     --e2e-only) E2E_ONLY=1 ;;
     -k) [[ $# -ge 2 ]] || { echo "run.sh: -k needs a pattern" >&2; exit 2; }; PYTEST_K=(-k "$2"); shift ;;
     -k*) PYTEST_K=(-k "${1#-k}") ;;
-    --py-only) RUN_TS=0 ;;
-    --ts-only) RUN_PY=0 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --py-only) RUN_TS=0; RUN_CONFORMANCE=0 ;;
+    --ts-only) RUN_PY=0; RUN_CONFORMANCE=0 ;;
+    --conformance-only) RUN_PY=0; RUN_TS=0 ;;
+    -h|--help) sed -n '2,23p' "$TESTS_DIR/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -124,6 +130,10 @@ ts_e2e() {
   (cd "$TESTS_DIR" && node --test --test-concurrency=1 --test-timeout=300000 e2e-ts/)
 }
 
+conformance() {
+  "$TESTS_DIR/conformance.sh" --expected "$TESTS_DIR/conformance-expected.txt"
+}
+
 have_binary() {
   [[ -x "$SWITCHYARD_BIN" ]] || { echo "no gateway binary at $SWITCHYARD_BIN (the build failed?)"; return 1; }
 }
@@ -133,6 +143,10 @@ if ((RUN_PY)); then
 fi
 if ((RUN_TS)); then
   if have_binary; then run_suite "e2e (typescript, node --test)" ts_e2e; else FAILED+=("e2e (typescript, node --test)"); fi
+fi
+
+if ((RUN_CONFORMANCE)); then
+  if have_binary; then run_suite "conformance (official MCP suite)" conformance; else FAILED+=("conformance (official MCP suite)"); fi
 fi
 
 section "summary"
