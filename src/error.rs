@@ -42,6 +42,10 @@ pub enum ErrorKind {
     HeaderMismatch,
     /// 2026-07-28: the request names a protocol version the gateway does not speak.
     UnsupportedVersion,
+    /// 2026-07-28: a required per-request `_meta` member is missing or malformed (-32602, HTTP 400).
+    MalformedEnvelope,
+    /// 2026-07-28: the request needs a client capability it did not declare (an upstream said so).
+    MissingCapability,
     /// The owning upstream is not connected (failed to start, died, being respawned).
     UpstreamUnavailable,
     /// The upstream did not answer in time.
@@ -75,7 +79,8 @@ impl ErrorKind {
             | ErrorKind::Forbidden
             | ErrorKind::BadProtocolVersionHeader => -32600,
             ErrorKind::MethodNotFound => -32601,
-            ErrorKind::InvalidParams => -32602,
+            ErrorKind::InvalidParams | ErrorKind::MalformedEnvelope => -32602,
+            ErrorKind::MissingCapability => -32021,
             ErrorKind::ResourceNotFound => -32002,
             ErrorKind::HeaderMismatch => -32020,
             ErrorKind::UnsupportedVersion => -32022,
@@ -98,7 +103,9 @@ impl ErrorKind {
             | ErrorKind::SessionRequired
             | ErrorKind::BadProtocolVersionHeader
             | ErrorKind::HeaderMismatch
-            | ErrorKind::UnsupportedVersion => 400,
+            | ErrorKind::UnsupportedVersion
+            | ErrorKind::MalformedEnvelope
+            | ErrorKind::MissingCapability => 400,
             ErrorKind::Forbidden | ErrorKind::NoAccess => 403,
             ErrorKind::Unauthorized => 401,
             ErrorKind::RateLimited => 429,

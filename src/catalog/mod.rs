@@ -5,6 +5,7 @@
 //! shard is a copy of bytes.
 
 pub mod naming;
+pub mod params;
 pub mod template;
 
 use bytes::Bytes;
@@ -116,6 +117,8 @@ pub struct Catalog {
     pub instructions: Option<String>,
     /// Tool count per upstream index.
     pub tool_counts: Vec<usize>,
+    /// `x-mcp-header` annotations by tool index (only tools that have some).
+    pub tool_params: HashMap<u32, Vec<params::ParamHeader>>,
 }
 
 /// One upstream's part in a build.
@@ -353,6 +356,21 @@ impl Catalog {
             generation,
             views,
             tool_upstream: tool_owners.iter().map(|(u, _)| *u).collect(),
+            tool_params: tools
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let schema = t.get("inputSchema")?;
+                    match params::annotations(schema) {
+                        Ok(a) if a.is_empty() => None,
+                        Ok(a) => Some((i as u32, a)),
+                        Err(e) => {
+                            tracing::warn!(tool = %t.get("name").and_then(serde_json::Value::as_str).unwrap_or(""), "ignoring its x-mcp-header annotations: {e}");
+                            None
+                        }
+                    }
+                })
+                .collect(),
             tool_entries: tools,
             meta_list: None,
             tools: tool_routes,

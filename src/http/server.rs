@@ -41,6 +41,8 @@ pub struct Head {
     pub authorization: Option<String>,
     pub x_api_key: Option<String>,
     pub traceparent: Option<String>,
+    /// `Mcp-Param-*` headers: (lower-case name after the prefix, value).
+    pub mcp_params: Vec<(String, String)>,
 }
 
 impl Head {
@@ -285,6 +287,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
             h.mcp_method = Some(value());
         } else if name.eq_ignore_ascii_case("mcp-name") {
             h.mcp_name = Some(value());
+        } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
+            h.mcp_params
+                .push((name[10..].to_ascii_lowercase(), value()));
         } else if name.eq_ignore_ascii_case("last-event-id") {
             h.last_event_id = Some(value());
         } else if name.eq_ignore_ascii_case("authorization") {

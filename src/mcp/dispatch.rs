@@ -11,7 +11,7 @@ use super::relay::Relay;
 use super::session::Session;
 use super::{ClientEra, Method};
 use crate::audit::Note;
-use crate::catalog::{Catalog, ListBody, Route, View, UNLISTED};
+use crate::catalog::{params, Catalog, ListBody, Route, View, UNLISTED};
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{response_with_id, splice, Frame, Kind, Span};
 use crate::policy::{Item, Principal};
@@ -28,6 +28,9 @@ pub struct Exchange<'a> {
     pub note: &'a Note,
     /// Where messages for the client go before the answer (progress, logs, server requests).
     pub sink: &'a super::sink::Sink,
+    /// The request's `Mcp-Param-*` headers (2026-07-28 over HTTP); `None` where there is no header
+    /// layer (a meta-tool's inner call).
+    pub mcp_params: Option<&'a [(String, String)]>,
 }
 
 impl Exchange<'_> {
@@ -87,7 +90,26 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             if !may_use(ctx, view, ex, Item::Tool, &route) {
                 return Err(hidden(ctx, ex, &route, "Unknown tool", &name));
             }
-            forward_renamed(ctx, ex, "tools/call", &route, ex.frame.name_span()).await
+            let params = catalog.tool_params.get(&route.index);
+            let args: Option<Value> = params.and_then(|_| {
+                ex.frame
+                    .arguments_raw()
+                    .and_then(|a| serde_json::from_slice(a).ok())
+            });
+            let null = Value::Null;
+            let args = args.as_ref().unwrap_or(&null);
+            if let (Some(p), ClientEra::Modern, Some(h)) = (params, ex.era, ex.mcp_params) {
+                params::check(p, args, h)
+                    .map_err(|why| Error::downstream(ErrorKind::HeaderMismatch, why))?;
+            }
+            let headers: Vec<(String, String)> = params
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    params::header_value(args, p).map(|v| (format!("Mcp-Param-{}", p.name), v))
+                })
+                .collect();
+            forward_call(ctx, ex, &route, &headers).await
         }
         (Method::PromptsGet, _) => {
             let name = ex.frame.name().ok_or_else(|| {
@@ -133,6 +155,10 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             set_log_level(ctx, ex).await;
             Ok(result_body(ex.id(), b"{}"))
         }
+        (Method::Initialize, ClientEra::Modern) => Err(Error::downstream(
+            ErrorKind::MethodNotFound,
+            "Method not found: initialize (removed in 2026-07-28)",
+        )),
         (Method::Initialize, _) => Err(Error::downstream(
             ErrorKind::InvalidRequest,
             "initialize is only valid as the first request of a legacy session",
@@ -255,6 +281,16 @@ fn list(ex: &Exchange<'_>, body: &ListBody) -> Result<Vec<u8>, Error> {
     Ok(result_body(ex.id(), bytes))
 }
 
+/// tools/call: forwarded with its `Mcp-Param-*` headers (for an HTTP upstream).
+async fn forward_call(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    route: &Route,
+    headers: &[(String, String)],
+) -> Result<Vec<u8>, Error> {
+    forward(ctx, ex, "tools/call", route, ex.frame.name_span(), headers).await
+}
+
 /// Forward the request to the route's upstream with `rename` (the span of the public name or URI in
 /// the request) replaced by the original.
 async fn forward_renamed(
@@ -263,6 +299,17 @@ async fn forward_renamed(
     method: &str,
     route: &Route,
     rename: Option<Span>,
+) -> Result<Vec<u8>, Error> {
+    forward(ctx, ex, method, route, rename, &[]).await
+}
+
+async fn forward(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    method: &str,
+    route: &Route,
+    rename: Option<Span>,
+    headers: &[(String, String)],
 ) -> Result<Vec<u8>, Error> {
     let up = ctx
         .shared
@@ -299,6 +346,7 @@ async fn forward_renamed(
         id,
         origin: ex.session.map_or(id, |s| s.tag()),
         on_interim: &on_interim,
+        headers,
     };
     let reply = upstream::call_relayed(
         &ctx.lane,
@@ -309,7 +357,36 @@ async fn forward_renamed(
         &call,
     )
     .await?;
+    if ex.era == ClientEra::Modern {
+        if let Some(e) = transport_error(&reply) {
+            return Err(e);
+        }
+    }
     Ok(relay(ex, &reply))
+}
+
+/// An upstream's 2026-07-28 error that the HTTP binding answers with 400 (header mismatch, missing
+/// capability, unsupported version): raised as ours so the status follows, message and data kept.
+fn transport_error(reply: &Frame) -> Option<Error> {
+    let err = reply.error_raw()?;
+    let code = sonic_rs::get(err, ["code"])
+        .ok()?
+        .as_raw_str()
+        .parse::<i32>()
+        .ok()?;
+    let kind = match code {
+        -32020 => ErrorKind::HeaderMismatch,
+        -32021 => ErrorKind::MissingCapability,
+        -32022 => ErrorKind::UnsupportedVersion,
+        _ => return None,
+    };
+    let v: Value = serde_json::from_slice(err).ok()?;
+    let message = v.get("message").and_then(Value::as_str).unwrap_or("error");
+    let mut e = Error::upstream(kind, message.to_owned());
+    if let Some(data) = v.get("data") {
+        e = e.with_data(data);
+    }
+    Some(e)
 }
 
 /// The upstream's reply, re-addressed to the caller; for a 2026-07-28 caller the result gains the

@@ -324,7 +324,7 @@ async fn post(
         return initialize(ctx, &frame, who, note);
     }
     if header_modern && frame.kind == Kind::Request {
-        let e = Error::downstream(ErrorKind::InvalidParams, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
+        let e = Error::downstream(ErrorKind::MalformedEnvelope, format!("MCP-Protocol-Version names a modern revision but params._meta lacks {META_VERSION}"));
         return error_response(&e, frame.id_raw(), Some(ClientEra::Modern));
     }
     legacy(ctx, head, &frame, who, note, sink).await
@@ -352,6 +352,17 @@ async fn modern(
 ) -> Response {
     let id = frame.id_raw();
     let era = Some(ClientEra::Modern);
+    // A header that disagrees with the body is a mismatch whatever the version says.
+    if let Some(h) = head.protocol_version.as_deref() {
+        if h != claim {
+            let e = Error::downstream(
+                ErrorKind::HeaderMismatch,
+                format!("Header mismatch: MCP-Protocol-Version header value {h:?} does not match body value {claim:?}"),
+            )
+            .with_data(&json!({"mismatch": {"header": h, "body": claim}}));
+            return error_response(&e, id, era);
+        }
+    }
     if claim != MODERN_VERSION {
         let e = Error::downstream(
             ErrorKind::UnsupportedVersion,
@@ -378,7 +389,7 @@ async fn modern(
         .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
     {
         let e = Error::downstream(
-            ErrorKind::InvalidParams,
+            ErrorKind::MalformedEnvelope,
             format!("params._meta lacks the required {META_CAPS}"),
         );
         return error_response(&e, id, era);
@@ -428,6 +439,7 @@ async fn modern(
         who,
         note,
         sink,
+        mcp_params: Some(&head.mcp_params),
     };
     match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
@@ -586,6 +598,7 @@ async fn legacy(
         who,
         note,
         sink,
+        mcp_params: Some(&head.mcp_params),
     };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),

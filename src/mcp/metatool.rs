@@ -156,6 +156,7 @@ pub async fn call(
                 who: ex.who,
                 note: ex.note,
                 sink: ex.sink,
+                mcp_params: None,
             };
             Box::pin(dispatch::dispatch(ctx, &inner)).await
         }

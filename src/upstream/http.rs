@@ -162,6 +162,9 @@ impl HttpUpstream {
                 if let Some(n) = &encoded_name {
                     headers.push(("Mcp-Name", n.as_str()));
                 }
+                for (k, v) in call.headers {
+                    headers.push((k.as_str(), v.as_str()));
+                }
             }
             let out = self
                 .post(

@@ -127,6 +127,8 @@ pub struct Call<'a> {
     /// 0 for the gateway's own requests; else a tag of the client (session or single call).
     pub origin: u64,
     pub on_interim: &'a dyn Fn(Frame),
+    /// Extra HTTP headers for an HTTP upstream (`Mcp-Param-*`).
+    pub headers: &'a [(String, String)],
 }
 
 impl Call<'static> {
@@ -136,6 +138,7 @@ impl Call<'static> {
             id: lane.next_id(),
             origin: 0,
             on_interim: &ignore_interim,
+            headers: &[],
         }
     }
 }
