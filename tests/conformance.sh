@@ -157,6 +157,7 @@ policy = "prefix_on_collision"
 [[servers]]
 name = "conformance"
 $servers
+$(era_pin)
 EOF
   setsid "$BIN" run --config "$config" >"$log" 2>&1 &
   pid=$!
@@ -167,6 +168,15 @@ EOF
     return 1
   fi
   GATEWAY_URL="http://127.0.0.1:$port/mcp"
+}
+
+# The fixture is dual-era. Its 2025-11-25 tools (test_sampling, test_elicitation, ...) use
+# server-to-client requests, which its SDK refuses to send on a 2026-07-28 connection; so for the
+# 2025-11-25 legs the gateway is pinned to speak 2025-11-25 to it, as an operator would pin such a
+# server. (A 2026-07-28 upstream answering InputRequiredResult to a legacy client is bridged by
+# the gateway; tests/e2e/test_bridging.py covers that.)
+era_pin() {
+  if [[ "$VERSION" == "2025-11-25" ]]; then echo 'era = "legacy"'; fi
 }
 
 toml_string() { "$NODE22" -e 'console.log(JSON.stringify(process.argv[1]))' "$1"; }

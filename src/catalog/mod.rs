@@ -114,6 +114,8 @@ pub struct Catalog {
     pub meta_list: Option<ListBody>,
     /// Merged server capabilities (what at least one upstream offers).
     pub capabilities: Value,
+    /// The same for legacy sessions, which can also subscribe to resources of legacy upstreams.
+    pub legacy_capabilities: Value,
     pub instructions: Option<String>,
     /// Tool count per upstream index.
     pub tool_counts: Vec<usize>,
@@ -379,6 +381,17 @@ impl Catalog {
             templates: template_routes,
             resource_servers,
             capabilities: merged_capabilities(parts),
+            legacy_capabilities: {
+                let mut c = merged_capabilities(parts);
+                let subscribe = parts.iter().any(|p| {
+                    p.handshake.era == crate::upstream::Era::Legacy
+                        && p.handshake.capabilities["resources"]["subscribe"] == json!(true)
+                });
+                if subscribe {
+                    c["resources"]["subscribe"] = json!(true);
+                }
+                c
+            },
             instructions: merged_instructions(parts),
             tool_counts,
         }

@@ -196,6 +196,20 @@ pub struct Server {
     /// Globs over this server's own tool names; empty = all.
     pub allowed_tools: Vec<String>,
     pub blocked_tools: Vec<String>,
+    /// Which protocol era to speak to it: found by probing (`auto`), or pinned.
+    pub era: EraPin,
+}
+
+/// `[[servers]] era`: `auto` probes `server/discover` and falls back to `initialize`; `legacy`
+/// always opens a session (for a dual-era server whose tools behave differently by era, say);
+/// `modern` refuses a server that does not speak 2026-07-28.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EraPin {
+    #[default]
+    Auto,
+    Legacy,
+    Modern,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +268,8 @@ struct RawServer {
     allowed_tools: Vec<String>,
     #[serde(default)]
     blocked_tools: Vec<String>,
+    #[serde(default)]
+    era: EraPin,
 }
 
 fn yes() -> bool {
@@ -462,6 +478,7 @@ impl Config {
                 allowed_roles: s.allowed_roles.clone(),
                 allowed_tools: s.allowed_tools.clone(),
                 blocked_tools: s.blocked_tools.clone(),
+                era: s.era,
             });
         }
         let mut auth = raw.auth;

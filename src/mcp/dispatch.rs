@@ -150,6 +150,9 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             };
             forward_renamed(ctx, ex, "resources/read", &route, span).await
         }
+        (Method::ResourcesSubscribe | Method::ResourcesUnsubscribe, ClientEra::Legacy) => {
+            subscribe(ctx, ex, &catalog, view).await
+        }
         (Method::Complete, _) => complete(ctx, ex, &catalog, view).await,
         (Method::SetLogLevel, ClientEra::Legacy) => {
             set_log_level(ctx, ex).await;
@@ -337,26 +340,57 @@ async fn forward(
         }
         None => params,
     };
-    let id = ctx.lane.next_id();
-    let mut relayer = Relay::new(ctx, ex, up);
-    let mapped = relayer.map_progress(params, id);
-    let params = mapped.as_deref().unwrap_or(params);
-    let on_interim = |f: Frame| relayer.on_interim(f);
-    let call = upstream::Call {
-        id,
-        origin: ex.session.map_or(id, |s| s.tag()),
-        on_interim: &on_interim,
-        headers,
+    let caps = ex
+        .session
+        .map(|s| s.client_capabilities.to_string())
+        .filter(|c| c != "null");
+    let mut round_params: Option<Vec<u8>> = None;
+    let mut rounds = 0;
+    let reply = loop {
+        let params = round_params.as_deref().unwrap_or(params);
+        let id = ctx.lane.next_id();
+        let mut relayer = Relay::new(ctx, ex, up);
+        let mapped = relayer.map_progress(params, id);
+        let params = mapped.as_deref().unwrap_or(params);
+        let on_interim = |f: Frame| relayer.on_interim(f);
+        let call = upstream::Call {
+            id,
+            origin: ex.session.map_or(id, |s| s.tag()),
+            on_interim: &on_interim,
+            headers,
+            client_caps: caps.as_deref(),
+        };
+        let reply = upstream::call_relayed(
+            &ctx.lane,
+            up,
+            method,
+            Some(params),
+            Some(&route.original),
+            &call,
+        )
+        .await?;
+        // A legacy client cannot read an InputRequiredResult: the gateway asks it the embedded
+        // requests itself and retries upstream with the answers.
+        match ex.session {
+            Some(session) if super::relay::input_required(&reply) => {
+                rounds += 1;
+                if rounds > super::relay::MAX_ROUNDS {
+                    return Err(Error::upstream(
+                        ErrorKind::UpstreamProtocol,
+                        format!(
+                            "server {:?} still asked for input after {} rounds",
+                            up.name,
+                            super::relay::MAX_ROUNDS
+                        ),
+                    ));
+                }
+                let original = round_params.as_deref().unwrap_or(params);
+                round_params =
+                    Some(super::relay::ask_client(ctx, ex, session, up, &reply, original).await?);
+            }
+            _ => break reply,
+        }
     };
-    let reply = upstream::call_relayed(
-        &ctx.lane,
-        up,
-        method,
-        Some(params),
-        Some(&route.original),
-        &call,
-    )
-    .await?;
     if ex.era == ClientEra::Modern {
         if let Some(e) = transport_error(&reply) {
             return Err(e);
@@ -493,6 +527,54 @@ async fn complete(
     )
     .await?;
     Ok(relay(ex, &reply))
+}
+
+/// resources/subscribe and unsubscribe (legacy): passed to the URI's owner when it is a legacy
+/// server that offers subscriptions, under its own URI.
+async fn subscribe(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    catalog: &Catalog,
+    view: &View,
+) -> Result<Vec<u8>, Error> {
+    let uri = ex
+        .frame
+        .uri()
+        .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "params.uri is required"))?;
+    let route = catalog
+        .resource_route(&uri)
+        .filter(|r| may_use(ctx, view, ex, Item::Resource, r))
+        .ok_or_else(|| {
+            Error::downstream(ErrorKind::ResourceNotFound, "Resource not found")
+                .with_data(&json!({ "uri": uri }))
+        })?;
+    let up = ctx
+        .shared
+        .upstream(route.upstream)
+        .ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let subscribable = up.ready().is_some_and(|hs| {
+        hs.era == upstream::Era::Legacy && hs.capabilities["resources"]["subscribe"] == json!(true)
+    });
+    if !subscribable {
+        return Err(Error::downstream(
+            ErrorKind::MethodNotFound,
+            format!(
+                "Method not found: server {:?} offers no resource subscriptions to legacy sessions",
+                up.name
+            ),
+        ));
+    }
+    let span = if *route.original != *uri {
+        ex.frame.uri_span()
+    } else {
+        None
+    };
+    let method = if ex.method == Method::ResourcesSubscribe {
+        "resources/subscribe"
+    } else {
+        "resources/unsubscribe"
+    };
+    forward_renamed(ctx, ex, method, &route, span).await
 }
 
 /// logging/setLevel reaches every ready upstream that offers logging.

@@ -487,7 +487,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Res
     let catalog = ctx.shared.catalog.load();
     let mut result = json!({
         "protocolVersion": version,
-        "capabilities": catalog.capabilities,
+        "capabilities": catalog.legacy_capabilities,
         "serverInfo": server_info(ctx),
     });
     if let Some(i) = &catalog.instructions {

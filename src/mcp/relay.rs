@@ -21,6 +21,7 @@ use hashbrown::HashMap;
 use super::dispatch::Exchange;
 use super::session::Session;
 use super::ClientEra;
+use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{splice, Frame, Kind, Span};
 use crate::shard::lane::Lane;
 use crate::shard::ShardCtx;
@@ -262,4 +263,128 @@ pub fn answer(req: &Frame, outcome: Result<&[u8], (i32, &str)>) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+/// Most input rounds the gateway drives for one legacy call before giving up.
+pub const MAX_ROUNDS: usize = 8;
+
+/// Is this reply a 2026-07-28 `InputRequiredResult`?
+pub fn input_required(reply: &Frame) -> bool {
+    reply
+        .result_raw()
+        .and_then(|r| sonic_rs::get(r, ["resultType"]).ok())
+        .is_some_and(|t| t.as_raw_str() == "\"input_required\"")
+}
+
+/// Bridge one round of an `InputRequiredResult` for a legacy client: send each embedded request to
+/// the client as a real server-to-client request (on this call's SSE stream), wait for every answer,
+/// and return the retry's params: `original` with `inputResponses` and the echoed `requestState`.
+pub async fn ask_client(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    session: &Session,
+    up: &Upstream,
+    reply: &Frame,
+    original: &[u8],
+) -> Result<Vec<u8>, Error> {
+    use serde_json::{Map, Value};
+    let bad = |why: &str| {
+        Error::upstream(
+            ErrorKind::UpstreamProtocol,
+            format!("server {:?}: {why}", up.name),
+        )
+    };
+    let result: Value = reply
+        .result_raw()
+        .and_then(|r| serde_json::from_slice(r).ok())
+        .ok_or_else(|| bad("unreadable InputRequiredResult"))?;
+    let requests = result
+        .get("inputRequests")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let (tx, rx) = flume::unbounded();
+    let mut keys: HashMap<u64, String> = HashMap::new();
+    for (key, req) in &requests {
+        let method = req
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let needs = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            other => return Err(bad(&format!("asked for input with {other:?}"))),
+        };
+        if !session.has_capability(needs) {
+            return Err(Error::downstream(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the server needs the {needs} capability, which this client did not declare"
+                ),
+            ));
+        }
+        let id = ctx.lane.next_id();
+        if !ctx.answers.insert(
+            id,
+            session.tag(),
+            Answer::Gateway(tx.clone()),
+            up.request_timeout,
+        ) {
+            return Err(Error::internal(
+                "too many requests are waiting for clients' answers",
+            ));
+        }
+        keys.insert(id, key.clone());
+        let mut msg = Map::new();
+        msg.insert("jsonrpc".into(), "2.0".into());
+        msg.insert("id".into(), id.into());
+        msg.insert("method".into(), method.into());
+        if let Some(p) = req.get("params") {
+            msg.insert("params".into(), p.clone());
+        }
+        ex.sink.push(Bytes::from(Value::Object(msg).to_string()));
+    }
+    drop(tx);
+    let mut responses = Map::new();
+    let deadline = monoio::time::Instant::now() + up.request_timeout;
+    while responses.len() < keys.len() {
+        let f = match monoio::time::timeout_at(deadline, rx.recv_async()).await {
+            Ok(Ok(f)) => f,
+            _ => {
+                for id in keys.keys() {
+                    ctx.answers.take(*id, session.tag());
+                }
+                return Err(Error::downstream(
+                    ErrorKind::InvalidRequest,
+                    "the client did not answer the server's request in time",
+                ));
+            }
+        };
+        let Some(key) = f.id_u64().and_then(|id| keys.get(&id)) else {
+            continue;
+        };
+        let Some(r) = f
+            .result_raw()
+            .and_then(|r| serde_json::from_slice::<Value>(r).ok())
+        else {
+            let why = String::from_utf8_lossy(f.error_raw().unwrap_or(b"no result"));
+            return Err(Error::downstream(
+                ErrorKind::InvalidRequest,
+                format!("the client refused the server's request: {why}"),
+            ));
+        };
+        responses.insert(key.clone(), r);
+    }
+    let mut params: Value =
+        serde_json::from_slice(original).map_err(|e| Error::internal(e.to_string()))?;
+    let Some(obj) = params.as_object_mut() else {
+        return Err(Error::internal("params are not an object"));
+    };
+    obj.insert("inputResponses".into(), Value::Object(responses));
+    match result.get("requestState") {
+        Some(state) => obj.insert("requestState".into(), state.clone()),
+        None => obj.remove("requestState"),
+    };
+    Ok(params.to_string().into_bytes())
 }

@@ -124,17 +124,19 @@ fn client_info() -> Value {
     json!({"name": "switchyard", "version": env!("CARGO_PKG_VERSION")})
 }
 
-/// The `_meta` members every modern request carries from the gateway (without braces).
-fn modern_meta_members() -> String {
+/// The `_meta` members every modern request carries from the gateway (without braces); `caps` are
+/// the capabilities to declare (a legacy client's own, when the gateway speaks for one).
+fn modern_meta_members(caps: Option<&str>) -> String {
     format!(
-        "\"{META_VERSION}\":\"{MODERN_VERSION}\",\"{META_CAPS}\":{{}},\"{META_CLIENT}\":{}",
+        "\"{META_VERSION}\":\"{MODERN_VERSION}\",\"{META_CAPS}\":{},\"{META_CLIENT}\":{}",
+        caps.unwrap_or("{}"),
         client_info()
     )
 }
 
 /// `server/discover` params.
 pub fn discover_params() -> Vec<u8> {
-    format!("{{\"_meta\":{{{}}}}}", modern_meta_members()).into_bytes()
+    format!("{{\"_meta\":{{{}}}}}", modern_meta_members(None)).into_bytes()
 }
 
 /// `initialize` params. The gateway declares what it can relay to clients (sampling, elicitation,
@@ -152,8 +154,8 @@ pub fn initialize_params() -> Vec<u8> {
 
 /// Params with the modern per-request `_meta` members added where the client did not already give
 /// them (a modern client's own `_meta` is forwarded as it is).
-pub fn with_modern_meta(params: Option<&[u8]>) -> Vec<u8> {
-    let members = modern_meta_members();
+pub fn with_modern_meta(params: Option<&[u8]>, caps: Option<&str>) -> Vec<u8> {
+    let members = modern_meta_members(caps);
     let Some(params) = params else {
         return format!("{{\"_meta\":{{{members}}}}}").into_bytes();
     };
@@ -208,20 +210,21 @@ mod tests {
 
     #[test]
     fn modern_meta_is_added_once() {
-        let p = v(&with_modern_meta(None));
+        let p = v(&with_modern_meta(None, None));
         assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
-        let p = v(&with_modern_meta(Some(b"{}")));
+        let p = v(&with_modern_meta(Some(b"{}"), None));
         assert_eq!(p["_meta"][META_CAPS], json!({}));
-        let p = v(&with_modern_meta(Some(
-            br#"{"name":"x","_meta":{"progressToken":5}}"#,
-        )));
+        let p = v(&with_modern_meta(
+            Some(br#"{"name":"x","_meta":{"progressToken":5}}"#),
+            None,
+        ));
         assert_eq!(p["_meta"]["progressToken"], 5);
         assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
         assert_eq!(p["name"], "x");
-        let p = v(&with_modern_meta(Some(br#"{"_meta":{}}"#)));
+        let p = v(&with_modern_meta(Some(br#"{"_meta":{}}"#), None));
         assert_eq!(p["_meta"][META_VERSION], MODERN_VERSION);
         let own = br#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"x":{}}}}"#;
-        assert_eq!(with_modern_meta(Some(own)), own.to_vec());
+        assert_eq!(with_modern_meta(Some(own), None), own.to_vec());
     }
 
     #[test]

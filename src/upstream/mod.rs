@@ -129,6 +129,8 @@ pub struct Call<'a> {
     pub on_interim: &'a dyn Fn(Frame),
     /// Extra HTTP headers for an HTTP upstream (`Mcp-Param-*`).
     pub headers: &'a [(String, String)],
+    /// A legacy client's declared capabilities (JSON), told to a 2026-07-28 upstream per request.
+    pub client_caps: Option<&'a str>,
 }
 
 impl Call<'static> {
@@ -139,6 +141,7 @@ impl Call<'static> {
             origin: 0,
             on_interim: &ignore_interim,
             headers: &[],
+            client_caps: None,
         }
     }
 }
@@ -226,7 +229,7 @@ async fn call_with(
 ) -> Result<Frame, Error> {
     let injected;
     let params = if hs.era == Era::Modern {
-        injected = handshake::with_modern_meta(params);
+        injected = handshake::with_modern_meta(params, call.client_caps);
         Some(injected.as_slice())
     } else {
         params

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::handshake::{self, Handshake};
 use super::{Status, Transport, Upstream};
 use crate::catalog::UpstreamLists;
+use crate::config;
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::Kind;
 use crate::shard::lane::Lane;
@@ -29,7 +30,9 @@ pub async fn start(
     up: &Arc<Upstream>,
 ) -> Result<Handshake, Error> {
     let deadline = Instant::now() + Duration::from_millis(up.config.startup_timeout_ms);
-    let try_modern = up.era_hint.load(Ordering::Relaxed) != HINT_LEGACY;
+    let pin = up.config.era;
+    let try_modern = pin != config::EraPin::Legacy
+        && (pin == config::EraPin::Modern || up.era_hint.load(Ordering::Relaxed) != HINT_LEGACY);
     let hs = match &up.transport {
         Transport::Stdio(s) => {
             s.spawn(shared, up).map_err(|e| {
@@ -90,6 +93,16 @@ pub async fn start(
         Transport::Http(h) => h.handshake(lane, up, deadline, try_modern).await?,
     };
     if hs.era == handshake::Era::Legacy {
+        if pin == config::EraPin::Modern {
+            return Err(Error::upstream(
+                ErrorKind::UpstreamProtocol,
+                format!(
+                    "server {:?} does not speak {} (era = \"modern\" in its config)",
+                    up.name,
+                    handshake::MODERN_VERSION
+                ),
+            ));
+        }
         up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
     }
     Ok(hs)
