@@ -68,6 +68,9 @@ pub struct Gateway {
     pub max_connections_per_shard: usize,
     /// Client networks allowed to connect (CIDR, e.g. `10.0.0.0/8`); empty = any.
     pub allowed_networks: Vec<String>,
+    /// Secret (≥ 32 characters) sealing 2026-07-28 `requestState` handed to clients; gateways that
+    /// share it accept each other's states. Unset: a random key per process.
+    pub state_key: Option<String>,
 }
 
 /// TLS on the front listener (rustls).
@@ -104,6 +107,7 @@ impl Default for Gateway {
             tls: None,
             max_connections_per_shard: 10_000,
             allowed_networks: Vec::new(),
+            state_key: None,
         }
     }
 }

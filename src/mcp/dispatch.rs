@@ -5,10 +5,12 @@
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use sonic_rs::JsonValueTrait;
 
 use super::metatool;
 use super::relay::Relay;
 use super::session::Session;
+use super::state;
 use super::{ClientEra, Method};
 use crate::audit::Note;
 use crate::catalog::{params, Catalog, ListBody, Route, View, UNLISTED};
@@ -340,6 +342,31 @@ async fn forward(
         }
         None => params,
     };
+    // 2026-07-28 retries carry the state we sealed: open it (or refuse) before the upstream sees it.
+    let binding = state::Binding {
+        upstream: up.index,
+        method,
+        name: &route.original,
+        key: ex.who.key,
+    };
+    let opened;
+    let params = match (ex.era, sonic_rs::get(params, ["requestState"])) {
+        (ClientEra::Modern, Ok(v)) => {
+            let state = v
+                .as_str()
+                .and_then(|sealed| ctx.shared.state_key.open(&binding, sealed))
+                .ok_or_else(|| {
+                    Error::downstream(
+                        ErrorKind::InvalidParams,
+                        "Invalid requestState: not issued by this gateway for this request",
+                    )
+                })?;
+            let span = span_of(params, v.as_raw_str());
+            opened = splice(params, span, Value::from(state).to_string().as_bytes());
+            &opened[..]
+        }
+        _ => params,
+    };
     let caps = ex
         .session
         .map(|s| s.client_capabilities.to_string())
@@ -396,7 +423,31 @@ async fn forward(
             return Err(e);
         }
     }
+    if ex.era == ClientEra::Modern && super::relay::input_required(&reply) {
+        if let Some(sealed) = seal_state(ctx, &binding, &reply) {
+            return Ok(relay(ex, &sealed));
+        }
+    }
     Ok(relay(ex, &reply))
+}
+
+/// Where `inner` (a slice of `outer`) sits in `outer`.
+fn span_of(outer: &[u8], inner: &str) -> Span {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    Span {
+        start: start as u32,
+        end: (start + inner.len()) as u32,
+    }
+}
+
+/// The reply with its `result.requestState` sealed; `None` when it carries none.
+fn seal_state(ctx: &ShardCtx, binding: &state::Binding<'_>, reply: &Frame) -> Option<Frame> {
+    let bytes = reply.bytes();
+    let v = sonic_rs::get(bytes.as_ref(), ["result", "requestState"]).ok()?;
+    let sealed = ctx.shared.state_key.seal(binding, v.as_str()?);
+    let span = span_of(bytes, v.as_raw_str());
+    let out = splice(bytes, span, Value::from(sealed).to_string().as_bytes());
+    Frame::parse(Bytes::from(out)).ok()
 }
 
 /// An upstream's 2026-07-28 error that the HTTP binding answers with 400 (header mismatch, missing

@@ -7,6 +7,7 @@ pub mod metatool;
 pub mod relay;
 pub mod session;
 pub mod sink;
+pub mod state;
 
 /// Which era a client request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

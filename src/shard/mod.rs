@@ -87,6 +87,8 @@ pub struct Shared {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// TLS for the front listener, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Seals `requestState` handed to 2026-07-28 clients.
+    pub state_key: crate::mcp::state::StateKey,
     /// The routing index (meta-tool mode), swapped in whole by the builder thread.
     pub router: crate::router::RouterHandle,
 }
@@ -134,6 +136,7 @@ impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
         let policy = crate::policy::Policy::compile(&config)?;
+        let state_key = crate::mcp::state::StateKey::new(config.gateway.state_key.as_deref())?;
         let tls = config
             .gateway
             .tls
@@ -175,6 +178,7 @@ impl Gateway {
             policy,
             audit,
             tls,
+            state_key,
             router: crate::router::RouterHandle::empty(crate::router::IndexConfig {
                 strategy: config
                     .router

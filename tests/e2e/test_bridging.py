@@ -94,3 +94,37 @@ async def test_fifty_legacy_clients_bridged_at_once(fixture_gateway) -> None:
         for i in range(50):
             tg.start_soon(one, i)
     assert not failures, failures[:5]
+
+
+def test_modern_request_state_is_sealed_and_checked(fixture_gateway) -> None:
+    """2026-07-28 client, 2026-07-28 upstream: the InputRequiredResult passes through, its requestState
+    sealed by the gateway; the retry with that state works, an edited one never reaches the upstream."""
+    import httpx
+
+    name = "fx__test_input_required_result_request_state"
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
+    }
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    }
+
+    def call(extra: dict) -> dict:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}, "_meta": meta, **extra}}
+        return httpx.post(fixture_gateway.url, json=body, headers=headers, timeout=20).json()
+
+    first = call({})["result"]
+    assert first["resultType"] == "input_required"
+    state = first["requestState"]
+    assert state.startswith("sy1."), state
+    answers = {"inputResponses": {"confirm": {"action": "accept", "content": {"ok": True}}}}
+    tampered = state[:-2] + ("AA" if not state.endswith("AA") else "BB")
+    refused = call({**answers, "requestState": tampered})
+    assert refused["error"]["code"] == -32602 and "requestState" in refused["error"]["message"], refused
+    ok = call({**answers, "requestState": state})["result"]
+    assert "state-ok" in ok["content"][0]["text"], ok
