@@ -620,12 +620,28 @@ async fn subscribe(
     } else {
         None
     };
-    let method = if ex.method == Method::ResourcesSubscribe {
+    let subscribing = ex.method == Method::ResourcesSubscribe;
+    let method = if subscribing {
         "resources/subscribe"
     } else {
         "resources/unsubscribe"
     };
-    forward_renamed(ctx, ex, method, &route, span).await
+    let answer = forward_renamed(ctx, ex, method, &route, span).await?;
+    if let Some(session) = ex.session {
+        // What the session's GET stream will carry.
+        session.subscriptions.rcu(|subs| {
+            let mut subs: Vec<_> = subs
+                .iter()
+                .filter(|(u, original, _)| !(*u == route.upstream && *original == route.original))
+                .cloned()
+                .collect();
+            if subscribing {
+                subs.push((route.upstream, route.original.clone(), uri.as_ref().into()));
+            }
+            subs
+        });
+    }
+    Ok(answer)
 }
 
 /// logging/setLevel reaches every ready upstream that offers logging.

@@ -431,6 +431,9 @@ async fn modern(
             }
         }
     }
+    if m == Method::Listen {
+        return super::listen::listen(ctx, frame, who);
+    }
     let ex = Exchange {
         era: ClientEra::Modern,
         frame,
@@ -618,11 +621,15 @@ async fn get(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
             None,
         );
     }
-    if let Err(e) = session_of(ctx, head, who).await {
-        return error_response(&e, None, Some(ClientEra::Legacy));
-    }
-    // No standalone stream is offered yet: the spec's answer for that is 405.
-    Response::new(405).header("Allow", "POST, DELETE")
+    let session = match session_of(ctx, head, who).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e, None, Some(ClientEra::Legacy)),
+    };
+    session.touch();
+    // The session's standing stream: list changes its role can see, its subscribed resources.
+    let sid = session.id.to_string();
+    let sink = ctx.listeners.session_stream(who.role, session);
+    Response::stream(sink).header("Mcp-Session-Id", sid)
 }
 
 async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {

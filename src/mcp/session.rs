@@ -27,6 +27,8 @@ pub struct Session {
     created: Instant,
     /// Milliseconds since `created` at the last request.
     last_seen_ms: AtomicU64,
+    /// Resources it subscribed to (swapped whole on change; read by GET streams on any shard).
+    pub subscriptions: super::listen::Subscriptions,
 }
 
 impl Session {
@@ -122,6 +124,7 @@ impl Sessions {
             owner,
             created: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
+            subscriptions: Default::default(),
         });
         self.table.borrow_mut().insert(s.id.clone(), s.clone());
         s

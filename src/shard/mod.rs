@@ -39,6 +39,13 @@ pub enum LaneMsg {
         id: u64,
         frame: Frame,
     },
+    /// Lists changed: per role, which kinds (`mcp::listen` bits).
+    ListsChanged(Arc<[u8]>),
+    /// An upstream said one of its resources was updated.
+    ResourceUpdated {
+        upstream: u16,
+        uri: Box<str>,
+    },
     /// A client's answer to a server-to-client request this lane relayed.
     ClientAnswer {
         session: u64,
@@ -64,6 +71,8 @@ pub enum ControlMsg {
     ListChanged {
         upstream: u16,
         generation: u64,
+        /// Which lists it named (`mcp::listen` bits).
+        kinds: u8,
     },
     Stop,
 }
@@ -116,6 +125,8 @@ pub struct ShardCtx {
     pub conns: std::cell::Cell<usize>,
     /// Server-to-client requests this shard relayed, awaiting clients' answers.
     pub answers: crate::mcp::relay::Answers,
+    /// Standing notification streams held by this shard's connections.
+    pub listeners: crate::mcp::listen::Listeners,
 }
 
 impl ShardCtx {
@@ -375,6 +386,7 @@ fn shard_main(
             keys: Default::default(),
             conns: std::cell::Cell::new(0),
             answers: Default::default(),
+            listeners: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -426,9 +438,14 @@ async fn inbox_loop(
             LaneMsg::ClientAnswer { session, frame } => {
                 crate::mcp::relay::deliver_answer(&ctx, session, frame)
             }
+            LaneMsg::ListsChanged(roles) => ctx.listeners.lists_changed(&roles),
+            LaneMsg::ResourceUpdated { upstream, uri } => {
+                crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
+            }
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Stop => {
+                ctx.listeners.close_all();
                 if let Some(s) = stop.take() {
                     let _ = s.send(());
                 }

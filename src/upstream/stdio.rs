@@ -432,9 +432,15 @@ fn reader(
             Kind::Notification => {
                 let method = frame.method().unwrap_or_default();
                 if method.ends_with("/list_changed") {
+                    let kinds = match method.as_ref() {
+                        "notifications/tools/list_changed" => crate::mcp::listen::TOOLS,
+                        "notifications/prompts/list_changed" => crate::mcp::listen::PROMPTS,
+                        _ => crate::mcp::listen::RESOURCES,
+                    };
                     let _ = shared.control.send(ControlMsg::ListChanged {
                         upstream: up.index,
                         generation,
+                        kinds,
                     });
                 } else if method == "notifications/progress" {
                     // The token is the id of the request it reports on (the gateway set it so).
@@ -446,6 +452,20 @@ fn reader(
                         Some(id) => to_lane(shared, up, id, frame),
                         None => {
                             tracing::debug!(server = %up.name, "progress with a token switchyard never gave; dropped")
+                        }
+                    }
+                } else if method == "notifications/resources/updated" {
+                    let uri = frame
+                        .params_raw()
+                        .and_then(|p| sonic_rs::get(p, ["uri"]).ok())
+                        .and_then(|u| serde_json::from_str::<String>(u.as_raw_str()).ok());
+                    if let Some(uri) = uri {
+                        let uri: Box<str> = uri.into();
+                        for lane in shared.lanes.iter().skip(1) {
+                            let _ = lane.send(LaneMsg::ResourceUpdated {
+                                upstream: up.index,
+                                uri: uri.clone(),
+                            });
                         }
                     }
                 } else if method == "notifications/message" {
