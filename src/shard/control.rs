@@ -88,6 +88,7 @@ pub fn run(
                     };
                     monoio::spawn(refresh(st.clone(), up));
                 }
+                ControlMsg::Republish => publish(&st),
                 ControlMsg::Stop => break,
             }
         }
@@ -192,7 +193,7 @@ fn publish(st: &State) {
             })
         })
         .collect();
-    let policy = &st.shared.policy;
+    let policy = st.shared.policy.load();
     let servers = &st.shared.config.servers;
     let visible = |role: u16, up: u16, item, name: &str| {
         servers
