@@ -108,7 +108,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         };
         if let Some(audit) = &ctx.shared.audit {
             if head.path == "/mcp" {
-                let code = if resp.body.windows(8).any(|w| w == b"\"error\":{") {
+                let code = if memchr::memmem::find(&resp.body, b"\"error\":{").is_some() {
                     sonic_rs::get(resp.body.as_slice(), ["error", "code"])
                         .ok()
                         .and_then(|v| v.as_raw_str().parse::<i64>().ok())
