@@ -11,7 +11,9 @@ mod jwt;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use common::*;
@@ -194,7 +196,10 @@ fn jwt_bearer_tokens_every_branch() {
         format!("Bearer resource_metadata=\"{META}\", scope=\"mcp:admin mcp:read mcp:nothing\"")
     );
     assert_eq!(
-        (last_line(&audit)["event"].as_str(), last_line(&audit)["status"].as_u64()),
+        (
+            last_line(&audit)["event"].as_str(),
+            last_line(&audit)["status"].as_u64()
+        ),
         (Some("denied"), Some(401))
     );
 
@@ -209,7 +214,11 @@ fn jwt_bearer_tokens_every_branch() {
     let other_ec = jwt::Signer::ec("ec-1");
     let stranger = jwt::Signer::ec("ec-unknown");
     let cases: Vec<(&str, String, &str)> = vec![
-        ("expired", rsa.token(&with("exp", json!(t - 300))), "expired"),
+        (
+            "expired",
+            rsa.token(&with("exp", json!(t - 300))),
+            "expired",
+        ),
         (
             "not yet valid",
             rsa.token(&with("nbf", json!(t + 600))),
@@ -246,7 +255,10 @@ fn jwt_bearer_tokens_every_branch() {
             "{what}: {v}"
         );
         let msg = v["error"]["message"].as_str().unwrap_or("");
-        assert!(msg.contains("invalid token") && msg.contains(why), "{what}: {msg}");
+        assert!(
+            msg.contains("invalid token") && msg.contains(why),
+            "{what}: {msg}"
+        );
         let w = header(&h, "www-authenticate");
         assert!(
             w.starts_with("Bearer error=\"invalid_token\"")
@@ -256,7 +268,11 @@ fn jwt_bearer_tokens_every_branch() {
         );
         let a = last_line(&audit);
         assert_eq!(
-            (a["event"].as_str(), a["status"].as_u64(), a["code"].as_i64()),
+            (
+                a["event"].as_str(),
+                a["status"].as_u64(),
+                a["code"].as_i64()
+            ),
             (Some("denied"), Some(401), Some(-32054)),
             "{what}: {a}"
         );
@@ -270,7 +286,11 @@ fn jwt_bearer_tokens_every_branch() {
     for scope in ["profile email", "mcp:nothing"] {
         let token = rsa.token(&jwt::claims(ISS, AUD, "eve", scope));
         let (s, h, v) = call(&gw, Some(&bearer(&token)), "tools/list", None, json!({}));
-        assert_eq!((s, v["error"]["code"].as_i64()), (403, Some(-32055)), "{scope}: {v}");
+        assert_eq!(
+            (s, v["error"]["code"].as_i64()),
+            (403, Some(-32055)),
+            "{scope}: {v}"
+        );
         let w = header(&h, "www-authenticate");
         assert!(
             w.starts_with("Bearer error=\"insufficient_scope\"")
@@ -296,7 +316,11 @@ fn jwt_bearer_tokens_every_branch() {
     let sid = initialize_as(gw.addr, &[("Authorization", &alice_auth)]);
     let bob = bearer(&rsa.token(&jwt::claims(ISS, AUD, "bob", "mcp:read")));
     let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
-    let (s, _, _) = post(gw.addr, &[("Mcp-Session-Id", &sid), ("Authorization", &bob)], &list);
+    let (s, _, _) = post(
+        gw.addr,
+        &[("Mcp-Session-Id", &sid), ("Authorization", &bob)],
+        &list,
+    );
     assert_eq!(s, 404, "another subject's session does not exist");
     let (s, _, _) = post(
         gw.addr,
@@ -334,13 +358,13 @@ fn jwt_bearer_tokens_every_branch() {
 }
 
 /// A JWKS server whose document can be swapped; counts fetches.
-fn jwks_server(doc: Arc<Mutex<String>>, fetches: Arc<AtomicUsize>) -> httpd::Handler {
+fn jwks_server(doc: Arc<ArcSwap<String>>, fetches: Arc<AtomicUsize>) -> httpd::Handler {
     Arc::new(move |req: &httpd::Req| {
         if req.path != "/jwks" {
             return (404, vec![], b"{}".to_vec());
         }
         fetches.fetch_add(1, Ordering::SeqCst);
-        let body = doc.lock().map(|d| d.clone()).unwrap_or_default();
+        let body = doc.load().as_str().to_owned();
         (200, vec![], body.into_bytes())
     })
 }
@@ -351,37 +375,54 @@ fn jwks_by_url_is_refetched_for_a_new_kid() {
     let audit = dir.join("audit.jsonl");
     let first = jwt::Signer::ec("k1");
     let second = jwt::Signer::rsa("k2");
-    let doc = Arc::new(Mutex::new(jwt::jwks(&[&first]).to_string()));
+    let doc = Arc::new(ArcSwap::from_pointee(jwt::jwks(&[&first]).to_string()));
     let fetches = Arc::new(AtomicUsize::new(0));
     let addr = httpd::serve(jwks_server(doc.clone(), fetches.clone()));
     let gw = start(
-        &config(
-            &format!("jwks_url = \"http://{addr}/jwks\""),
-            &audit,
-            DEMOS,
-        ),
+        &config(&format!("jwks_url = \"http://{addr}/jwks\""), &audit, DEMOS),
         1,
     );
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once at start");
     let claims = jwt::claims(ISS, AUD, "alice", "mcp:read");
-    let (s, _, v) = call(&gw, Some(&bearer(&first.token(&claims))), "tools/list", None, json!({}));
+    let (s, _, v) = call(
+        &gw,
+        Some(&bearer(&first.token(&claims))),
+        "tools/list",
+        None,
+        json!({}),
+    );
     assert_eq!(s, 200, "{v}");
 
     // The issuer rotates in a new key; the first token naming it makes the gateway refetch (off
     // the shard's loop) and then succeeds.
-    *doc.lock().expect("doc") = jwt::jwks(&[&first, &second]).to_string();
+    doc.store(Arc::new(jwt::jwks(&[&first, &second]).to_string()));
     std::thread::sleep(Duration::from_millis(1100));
-    let (s, _, v) = call(&gw, Some(&bearer(&second.token(&claims))), "tools/list", None, json!({}));
+    let (s, _, v) = call(
+        &gw,
+        Some(&bearer(&second.token(&claims))),
+        "tools/list",
+        None,
+        json!({}),
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 
     // A flood of unknown kids fetches at most once per jwks_min_refetch_s.
     let stranger = jwt::Signer::ec("k9");
     for _ in 0..5 {
-        let (s, _, _) = call(&gw, Some(&bearer(&stranger.token(&claims))), "tools/list", None, json!({}));
+        let (s, _, _) = call(
+            &gw,
+            Some(&bearer(&stranger.token(&claims))),
+            "tools/list",
+            None,
+            json!({}),
+        );
         assert_eq!(s, 401);
     }
-    assert!(fetches.load(Ordering::SeqCst) <= 3, "rate-limited refetches");
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 3,
+        "rate-limited refetches"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -393,7 +434,7 @@ fn jwks_over_https_with_a_private_ca() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, ck.cert.pem()).expect("ca");
     let key = jwt::Signer::ec("tls-k");
-    let doc = Arc::new(Mutex::new(jwt::jwks(&[&key]).to_string()));
+    let doc = Arc::new(ArcSwap::from_pointee(jwt::jwks(&[&key]).to_string()));
     let fetches = Arc::new(AtomicUsize::new(0));
     let addr = httpd::serve_tls(
         jwks_server(doc, fetches.clone()),
@@ -430,14 +471,30 @@ fn client_credentials_never_reach_an_http_upstream() {
         "[[servers]]\nname = \"rec\"\nurl = \"http://{up}/mcp\"\nheaders = {{ \"X-Upstream-Token\" = \"up-secret\" }}\n"
     );
     let gw = start(
-        &config(&format!("jwks_file = \"{}\"", jwks.display()), &audit, &servers),
+        &config(
+            &format!("jwks_file = \"{}\"", jwks.display()),
+            &audit,
+            &servers,
+        ),
         1,
     );
     let token = bearer(&rsa.token(&jwt::claims(ISS, AUD, "alice", "mcp:admin")));
-    let (s, _, v) = call(&gw, Some(&token), "tools/call", Some("rec__whoami"), json!({"arguments":{}}));
+    let (s, _, v) = call(
+        &gw,
+        Some(&token),
+        "tools/call",
+        Some("rec__whoami"),
+        json!({"arguments":{}}),
+    );
     assert_eq!(s, 200, "{v}");
     let key = bearer(ADMIN_KEY);
-    let (s, _, v) = call(&gw, Some(&key), "tools/call", Some("rec__whoami"), json!({"arguments":{}}));
+    let (s, _, v) = call(
+        &gw,
+        Some(&key),
+        "tools/call",
+        Some("rec__whoami"),
+        json!({"arguments":{}}),
+    );
     assert_eq!(s, 200, "{v}");
     let (s, _, v) = post(
         gw.addr,
@@ -451,7 +508,7 @@ fn client_credentials_never_reach_an_http_upstream() {
     );
     assert_eq!(s, 200, "{v}");
 
-    let seen = seen.lock().expect("seen").clone();
+    let seen: Vec<_> = std::iter::from_fn(|| seen.pop()).collect();
     assert!(seen.len() >= 5, "handshake and three calls: {}", seen.len());
     for headers in &seen {
         for (k, v) in headers {
@@ -462,7 +519,9 @@ fn client_credentials_never_reach_an_http_upstream() {
             assert!(!v.contains("sy_8jLUckKg") && !v.contains("eyJ"), "{k}: {v}");
         }
         assert!(
-            headers.iter().any(|(k, v)| k == "x-upstream-token" && v == "up-secret"),
+            headers
+                .iter()
+                .any(|(k, v)| k == "x-upstream-token" && v == "up-secret"),
             "the upstream's own credentials go with every request: {headers:?}"
         );
     }

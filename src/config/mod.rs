@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use auth::{parse_utc, Audit, Auth, Durability, KeyEntry, OAuth, OneOrMany, Role, RoleMap, Roles};
+pub use auth::{
+    parse_utc, Audit, Auth, Durability, KeyEntry, OAuth, OneOrMany, Role, RoleMap, Roles,
+};
 pub use expand::expand;
 
 /// A configuration error, already formatted as `file:line: message`.
@@ -610,7 +612,10 @@ fn check_oauth(o: &mut OAuth, path: &Path, roles: &Roles) -> Result<(), String> 
     {
         *v = ex(v)?;
     }
-    for f in [&mut o.jwks_file, &mut o.jwks_ca_file].into_iter().flatten() {
+    for f in [&mut o.jwks_file, &mut o.jwks_ca_file]
+        .into_iter()
+        .flatten()
+    {
         let e = ex(f)?;
         *f = if Path::new(&e).is_relative() {
             dir.join(e).to_string_lossy().into_owned()

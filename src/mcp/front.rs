@@ -143,8 +143,11 @@ async fn admit(
                 f.key = d.key.clone();
                 f.reason = Some(d.error.context.to_string());
             });
-            let challenge =
-                policy.www_authenticate(&d.challenge, head.host.as_deref(), ctx.shared.tls.is_some());
+            let challenge = policy.www_authenticate(
+                &d.challenge,
+                head.host.as_deref(),
+                ctx.shared.tls.is_some(),
+            );
             return Err(error_response(&d.error, None, None).header("WWW-Authenticate", challenge));
         }
     };

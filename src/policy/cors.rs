@@ -13,7 +13,8 @@ pub const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 pub const ALLOW_HEADERS: &str = "Authorization, X-API-Key, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID, traceparent";
 
 /// Response headers a browser client may read.
-pub const EXPOSE_HEADERS: &str = "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Retry-After";
+pub const EXPOSE_HEADERS: &str =
+    "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Retry-After";
 
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE_S: &str = "600";

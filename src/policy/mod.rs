@@ -245,10 +245,7 @@ impl Policy {
         // A key keeps its bucket across reloads (by id), so a reload never refills it.
         let key_buckets = keys
             .iter()
-            .map(|k| {
-                prev.and_then(|p| p.bucket_of(&k.id))
-                    .unwrap_or_default()
-            })
+            .map(|k| prev.and_then(|p| p.bucket_of(&k.id)).unwrap_or_default())
             .collect();
         Ok(Policy {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -263,9 +260,12 @@ impl Policy {
             auth_required,
             epoch: prev.map_or_else(Epoch::default, |p| p.epoch),
             ip_rate: Rate::new(config.auth.ip_rate_per_s, config.auth.ip_burst),
-            ip_buckets: prev.map_or_else(|| Arc::new(IpBuckets::new(4096)), |p| p.ip_buckets.clone()),
-            owner_buckets: prev
-                .map_or_else(|| Arc::new(IpBuckets::new(4096)), |p| p.owner_buckets.clone()),
+            ip_buckets: prev
+                .map_or_else(|| Arc::new(IpBuckets::new(4096)), |p| p.ip_buckets.clone()),
+            owner_buckets: prev.map_or_else(
+                || Arc::new(IpBuckets::new(4096)),
+                |p| p.owner_buckets.clone(),
+            ),
             verifier,
             oauth,
         })
@@ -319,7 +319,10 @@ impl Policy {
                     (false, false) => "an API key is required (Authorization: Bearer <key> or X-API-Key)",
                 };
                 Err(Denial {
-                    error: Error::downstream(ErrorKind::Unauthorized, format!("Unauthorized: {how}")),
+                    error: Error::downstream(
+                        ErrorKind::Unauthorized,
+                        format!("Unauthorized: {how}"),
+                    ),
                     challenge: Challenge::Missing,
                     key: None,
                 })
@@ -361,7 +364,11 @@ impl Policy {
         }
     }
 
-    async fn authenticate_key(&self, cache: &AuthCache, key: &str) -> Result<Authenticated, Denial> {
+    async fn authenticate_key(
+        &self,
+        cache: &AuthCache,
+        key: &str,
+    ) -> Result<Authenticated, Denial> {
         let id = keys::key_id(key).map(str::to_owned);
         let refuse = |why: &'static str| Denial {
             error: Error::downstream(ErrorKind::Unauthorized, format!("Unauthorized: {why}")),
@@ -581,8 +588,16 @@ impl PolicyHandle {
             .map(String::as_str)
             .chain(std::iter::once("anonymous"))
             .collect();
-        if names != self.role_names.iter().map(String::as_str).collect::<Vec<_>>() {
-            return Err("the set of [roles] changed; adding or removing roles needs a restart".into());
+        if names
+            != self
+                .role_names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        {
+            return Err(
+                "the set of [roles] changed; adding or removing roles needs a restart".into(),
+            );
         }
         let new = Policy::compile_after(config, Some(&old))?;
         let rules_changed = old

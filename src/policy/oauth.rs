@@ -283,12 +283,7 @@ impl Verifier {
     /// Compile `cfg` against the configured roles (name, index). A JWKS file must load now; a JWKS
     /// URL that cannot be fetched now is retried in the background (tokens are refused until then).
     pub fn new(cfg: &config::OAuth, named_roles: &[(String, u16)]) -> Result<Verifier, String> {
-        let role_of = |name: &str| {
-            named_roles
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, r)| *r)
-        };
+        let role_of = |name: &str| named_roles.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
         super::jws::install();
         let algorithms = cfg
             .algorithms
@@ -386,7 +381,8 @@ impl Verifier {
                     tracing::info!(%kid, source = %self.source, "token names an unknown key: refetching the JWKS");
                     let (tx, rx) = flume::bounded(1);
                     if self.refetch.send(tx).is_ok() {
-                        let _ = monoio::time::timeout(Duration::from_secs(5), rx.recv_async()).await;
+                        let _ =
+                            monoio::time::timeout(Duration::from_secs(5), rx.recv_async()).await;
                     }
                 }
                 Checked::UnknownKey(kid) => {
@@ -404,7 +400,11 @@ impl Verifier {
         let header = match jsonwebtoken::decode_header(token) {
             Ok(h) => h,
             // `alg: none` (and anything else outside the asymmetric algorithms) fails here.
-            Err(_) => return invalid("the token is not a well-formed JWT signed with a known algorithm".into()),
+            Err(_) => {
+                return invalid(
+                    "the token is not a well-formed JWT signed with a known algorithm".into(),
+                )
+            }
         };
         if !self.algorithms.contains(&header.alg) {
             return invalid(format!(
@@ -413,7 +413,8 @@ impl Verifier {
             ));
         }
         let set = self.keys.load();
-        let fits = |k: &Key| k.family == header.alg.family() && k.alg.is_none_or(|a| a == header.alg);
+        let fits =
+            |k: &Key| k.family == header.alg.family() && k.alg.is_none_or(|a| a == header.alg);
         let candidates: Vec<&Key> = match &header.kid {
             Some(kid) => set
                 .keys
@@ -449,10 +450,9 @@ impl Verifier {
             Some(K::ExpiredSignature) => "the token has expired".into(),
             Some(K::ImmatureSignature) => "the token is not valid yet (nbf)".into(),
             Some(K::InvalidAudience) => "the token was not issued for this gateway (aud)".into(),
-            Some(K::InvalidIssuer) => format!(
-                "the token was not issued by {} (iss)",
-                self.cfg.issuer
-            ),
+            Some(K::InvalidIssuer) => {
+                format!("the token was not issued by {} (iss)", self.cfg.issuer)
+            }
             Some(K::MissingRequiredClaim(c)) => format!("the token lacks the {c} claim"),
             Some(K::InvalidClaimFormat(c)) => format!("the token's {c} claim is malformed"),
             Some(_) => "the token is not a well-formed JWT".into(),
@@ -603,7 +603,13 @@ pub fn owner_of(kind: &str, id: &str) -> u64 {
 /// A value fit for a quoted `WWW-Authenticate` parameter.
 pub fn quoted(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() { '\'' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '\''
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

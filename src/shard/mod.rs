@@ -122,7 +122,8 @@ pub struct Gateway {
 impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
-        let policy = crate::policy::PolicyHandle::new(crate::policy::Policy::compile(&config)?, &config);
+        let policy =
+            crate::policy::PolicyHandle::new(crate::policy::Policy::compile(&config)?, &config);
         let tls = config
             .gateway
             .tls

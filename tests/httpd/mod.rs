@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -120,7 +120,7 @@ fn connection<S: Read + Write>(stream: S, handler: &Handler) {
 }
 
 /// Headers of every request an upstream received.
-pub type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+pub type Seen = Arc<crossbeam_queue::SegQueue<Vec<(String, String)>>>;
 
 /// A minimal legacy (2025-11-25) MCP server over Streamable HTTP with one tool, `whoami`, that
 /// records the headers of every request.
@@ -128,9 +128,7 @@ pub fn mcp_upstream() -> (SocketAddr, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let addr = serve(Arc::new(move |req: &Req| {
-        if let Ok(mut l) = log.lock() {
-            l.push(req.headers.clone());
-        }
+        log.push(req.headers.clone());
         let msg: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let id = msg["id"].clone();
         let ok = |result: Value| {

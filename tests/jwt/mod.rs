@@ -100,8 +100,13 @@ impl Signer {
         let sig = match &self.pair {
             Pair::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                    .expect("RSA sign");
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .expect("RSA sign");
                 sig
             }
             Pair::Ec(k) => k

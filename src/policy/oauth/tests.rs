@@ -81,7 +81,10 @@ fn every_way_a_token_fails() {
     ];
     for (claims, want) in cases {
         let got = check(&v, &rsa.token(&claims));
-        assert!(got.as_ref().is_err_and(|e| e.contains(want)), "{want}: {got:?}");
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains(want)),
+            "{want}: {got:?}"
+        );
     }
     let mut no_sub = good.clone();
     no_sub.as_object_mut().unwrap().remove("sub");
@@ -95,7 +98,10 @@ fn every_way_a_token_fails() {
     assert!(e.contains("signature"), "{e}");
     // Unknown kid: worth a refetch.
     let stranger = jwt::Signer::ec("e9");
-    assert_eq!(check(&v, &stranger.token(&good)), Err("unknown key e9".into()));
+    assert_eq!(
+        check(&v, &stranger.token(&good)),
+        Err("unknown key e9".into())
+    );
     // alg none, and HS256 keyed with the public key (key confusion).
     assert!(check(&v, &jwt::unsigned("r1", &good)).is_err_and(|e| e.contains("well-formed")));
     let forged = jwt::hs256("r1", &rsa.public_bytes(), &good);
