@@ -300,8 +300,12 @@ fn jwt_bearer_tokens_every_branch() {
         );
         let a = last_line(&audit);
         assert_eq!(
-            (a["event"].as_str(), a["status"].as_u64()),
-            (Some("denied"), Some(403)),
+            (
+                a["event"].as_str(),
+                a["status"].as_u64(),
+                a["subject"].as_str()
+            ),
+            (Some("denied"), Some(403), Some("eve")),
             "{a}"
         );
     }

@@ -141,6 +141,7 @@ async fn admit(
             note.set(|f| {
                 f.event = Some("denied");
                 f.key = d.key.clone();
+                f.subject = d.subject.clone();
                 f.reason = Some(d.error.context.to_string());
             });
             let challenge = policy.www_authenticate(

@@ -125,6 +125,8 @@ pub struct Denial {
     pub error: Error,
     pub challenge: Challenge,
     pub key: Option<String>,
+    /// The subject of a valid token that was refused (403).
+    pub subject: Option<String>,
 }
 
 /// One shard's memory of verified credentials, valid for one policy generation.
@@ -325,6 +327,7 @@ impl Policy {
                     ),
                     challenge: Challenge::Missing,
                     key: None,
+                    subject: None,
                 })
             }
         }
@@ -352,14 +355,16 @@ impl Policy {
                 ),
                 challenge: Challenge::Invalid(why),
                 key: None,
+                subject: None,
             }),
-            Err(oauth::Refusal::NoRole) => Err(Denial {
+            Err(oauth::Refusal::NoRole { subject }) => Err(Denial {
                 error: Error::downstream(
                     ErrorKind::NoAccess,
                     "Forbidden: the token's scopes grant no role on this gateway",
                 ),
                 challenge: Challenge::InsufficientScope,
                 key: None,
+                subject: Some(subject),
             }),
         }
     }
@@ -374,6 +379,7 @@ impl Policy {
             error: Error::downstream(ErrorKind::Unauthorized, format!("Unauthorized: {why}")),
             challenge: Challenge::Invalid(why.into()),
             key: id.clone(),
+            subject: None,
         };
         let Some(index) = id.as_deref().and_then(|id| self.by_id.get(id).copied()) else {
             return Err(refuse("invalid API key"));

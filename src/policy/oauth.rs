@@ -200,8 +200,8 @@ fn spawn_fetcher(
 pub enum Refusal {
     /// 401 `invalid_token`, with the reason.
     Invalid(String),
-    /// 403 `insufficient_scope`: a valid token that maps to no role.
-    NoRole,
+    /// 403 `insufficient_scope`: a valid token (of this subject) that maps to no role.
+    NoRole { subject: String },
 }
 
 /// A token that passed: who it names and what it may do, until when.
@@ -473,10 +473,12 @@ impl Verifier {
                 .iter()
                 .find_map(|t| self.direct.iter().find(|(n, _)| n == t).map(|(_, r)| *r))
         });
-        let Some(role) = role else {
-            return Checked::Refused(Refusal::NoRole);
-        };
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+        let Some(role) = role else {
+            return Checked::Refused(Refusal::NoRole {
+                subject: sub.to_owned(),
+            });
+        };
         let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
         let leeway = self.cfg.leeway_s;
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);

@@ -48,7 +48,7 @@ fn check(v: &Verifier, token: &str) -> Result<(u16, String), String> {
     match v.check(token, now_unix()) {
         Checked::Ok(g) => Ok((g.role, g.subject.to_string())),
         Checked::Refused(Refusal::Invalid(why)) => Err(why),
-        Checked::Refused(Refusal::NoRole) => Err("no role".into()),
+        Checked::Refused(Refusal::NoRole { .. }) => Err("no role".into()),
         Checked::UnknownKey(kid) => Err(format!("unknown key {kid}")),
     }
 }
