@@ -2,25 +2,25 @@
 //! (`iss`, `aud`, `exp`, `nbf`, an allowed asymmetric algorithm), their scopes or a claim mapped to
 //! a role; the RFC 9728 protected resource metadata; the `WWW-Authenticate` challenges.
 //!
-//! The JWKS comes from a file or a URL and is refreshed by a background thread (periodically, and
-//! on a token naming an unknown `kid`, at most once per `jwks_min_refetch_s`); shards only read the
-//! published key set. A signature check (RSA-2048 ≈ tens of µs) runs inline on the shard once per
-//! token per shard: the verdict is cached, keyed by the token's SHA-256, until the token expires.
+//! The JWKS comes from a file or a URL and is refreshed by a background thread (`jwks`); shards
+//! only read the published key set. The signature is checked inline on the shard, once per token
+//! per shard: RS256 (2048-bit) ≈ 27 µs, ES256 ≈ 58 µs; then a cache keyed by the token's SHA-256
+//! answers (≈ 0.6 µs) until the token expires (`cargo bench --bench jwt`).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::jwks::{agent, spawn_fetcher, Key, KeySet, Refetch, Source};
 use super::keys::{ct_eq, Digest32};
 use crate::config;
 
@@ -35,164 +35,6 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
             "algorithm {name:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
         )),
     }
-}
-
-/// One verification key of the issuer.
-struct Key {
-    kid: Option<String>,
-    /// The JWK's own `alg`, when it names one: the key is then used for that algorithm only.
-    alg: Option<Algorithm>,
-    family: AlgorithmFamily,
-    key: DecodingKey,
-}
-
-/// The issuer's key set as last fetched.
-#[derive(Default)]
-struct KeySet {
-    keys: Vec<Key>,
-}
-
-impl KeySet {
-    /// Parse a JWKS document; keys that are not for signatures or not understood are skipped.
-    fn parse(bytes: &[u8]) -> Result<KeySet, String> {
-        let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-        let Some(entries) = doc.get("keys").and_then(Value::as_array) else {
-            return Err("the JWKS has no \"keys\" array".into());
-        };
-        let mut keys = Vec::new();
-        for entry in entries {
-            if entry.get("use").and_then(Value::as_str) == Some("enc") {
-                continue;
-            }
-            let alg = match entry.get("alg").and_then(Value::as_str) {
-                Some(a) => match parse_algorithm(a) {
-                    Ok(a) => Some(a),
-                    Err(_) => continue,
-                },
-                None => None,
-            };
-            let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
-                continue;
-            };
-            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-                continue;
-            };
-            if key.family() == AlgorithmFamily::Hmac {
-                continue;
-            }
-            keys.push(Key {
-                kid: jwk.common.key_id.clone(),
-                alg,
-                family: key.family(),
-                key,
-            });
-        }
-        Ok(KeySet { keys })
-    }
-}
-
-/// Where the key set comes from.
-enum Source {
-    File(PathBuf),
-    Url { url: String, agent: ureq::Agent },
-}
-
-/// Largest JWKS accepted.
-const MAX_JWKS: u64 = 1 << 20;
-
-impl Source {
-    fn load(&self) -> Result<KeySet, String> {
-        let bytes = match self {
-            Source::File(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-            Source::Url { url, agent } => agent
-                .get(url.as_str())
-                .header("Accept", "application/json")
-                .call()
-                .and_then(|mut r| r.body_mut().with_config().limit(MAX_JWKS).read_to_vec())
-                .map_err(|e| format!("{url}: {e}"))?,
-        };
-        KeySet::parse(&bytes)
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Source::File(p) => p.display().to_string(),
-            Source::Url { url, .. } => url.clone(),
-        }
-    }
-}
-
-fn agent(cfg: &config::OAuth) -> Result<ureq::Agent, String> {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig};
-    let mut tls = TlsConfig::builder();
-    if let Some(ca) = &cfg.jwks_ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("jwks_ca_file {ca}: {e}"))?;
-        let certs = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect::<Vec<Certificate<'static>>>();
-        if certs.is_empty() {
-            return Err(format!("jwks_ca_file {ca}: no PEM certificate in it"));
-        }
-        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-    }
-    Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .tls_config(tls.build())
-        .build()
-        .new_agent())
-}
-
-/// Ask the fetcher for a fresh key set; it answers once done (or at once when it fetched recently).
-type Refetch = flume::Sender<()>;
-
-/// The fetcher thread: refresh every `every`, or when asked (at most once per `min_gap`). It ends
-/// when the verifier that owns the other end of `asks` is dropped (a reload replaced it).
-fn spawn_fetcher(
-    source: Source,
-    set: Arc<ArcSwap<KeySet>>,
-    every: Duration,
-    min_gap: Duration,
-    asks: flume::Receiver<Refetch>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("switchyard-jwks".into())
-        .spawn(move || {
-            let mut last = Instant::now();
-            let mut next = last + every;
-            loop {
-                let wait = next.saturating_duration_since(Instant::now());
-                let mut replies = Vec::new();
-                match asks.recv_timeout(wait) {
-                    Ok(reply) => {
-                        replies.push(reply);
-                        replies.extend(asks.try_iter());
-                        if last.elapsed() < min_gap {
-                            continue;
-                        }
-                    }
-                    Err(flume::RecvTimeoutError::Timeout) => {}
-                    Err(flume::RecvTimeoutError::Disconnected) => return,
-                }
-                last = Instant::now();
-                match source.load() {
-                    Ok(keys) => {
-                        tracing::debug!(source = %source.describe(), keys = keys.keys.len(), "JWKS refreshed");
-                        set.store(Arc::new(keys));
-                        next = last + every;
-                    }
-                    Err(e) => {
-                        tracing::warn!("cannot refresh the JWKS: {e}");
-                        next = last + min_gap.clamp(Duration::from_secs(1), every);
-                    }
-                }
-                drop(replies);
-            }
-        })
-        .map(|_| ())
 }
 
 /// Why a token was refused.
