@@ -738,4 +738,33 @@ enabled = false
         let e = parse("[gateway]\nshards = -1\n").unwrap_err().0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
     }
+
+    #[test]
+    fn oauth_section_is_checked() {
+        let base = "[roles.r]\n[auth.oauth]\nissuer = \"https://as\"\n";
+        let ok = parse(&format!(
+            "{base}resource = \"https://gw/mcp\"\njwks_url = \"https://as/jwks\"\n[auth.oauth.roles]\n\"s\" = \"r\"\n"
+        ))
+        .unwrap();
+        let o = ok.auth.oauth.unwrap();
+        assert_eq!(
+            o.audience.0,
+            ["https://gw/mcp"],
+            "audience defaults to resource"
+        );
+        assert_eq!(o.authorization_servers, ["https://as"]);
+        assert_eq!(o.scopes_supported, ["s"]);
+        for (extra, want) in [
+            ("jwks_url = \"https://as/jwks\"\n", "audience"),
+            ("audience = \"a\"\n", "exactly one of jwks_file and jwks_url"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\nalgorithms = [\"HS256\"]\n", "symmetric"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\nalgorithms = [\"none\"]\n", "is not one of"),
+            ("audience = \"a\"\njwks_url = \"ftp://as/j\"\n", "http(s)"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\n", "map scopes to roles"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\n[auth.oauth.roles]\n\"s\" = \"nope\"\n", "unknown role"),
+        ] {
+            let e = parse(&format!("{base}{extra}")).unwrap_err().0;
+            assert!(e.starts_with("t.toml:2:") && e.contains(want), "{want}: {e}");
+        }
+    }
 }
