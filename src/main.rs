@@ -98,6 +98,7 @@ fn run(args: &cli::RunArgs) -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => {
@@ -112,8 +113,21 @@ fn run(args: &cli::RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            // Keys (and keys_file), tokens and roles are read again; a bad file keeps the old ones.
+            match cli::load(args).and_then(|c| gateway.reload_auth(&c)) {
+                Ok(r) => tracing::info!(
+                    keys = r.keys,
+                    rules_changed = r.rules_changed,
+                    "reloaded [auth] and [roles]"
+                ),
+                Err(e) => tracing::error!("reload refused, the previous policy stays: {e}"),
+            }
+            continue;
+        }
         tracing::info!(signal = sig, "stopping: draining in-flight requests");
+        break;
     }
     gateway.stop();
     ExitCode::SUCCESS

@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::has_media_type;
 use crate::http::server::{Head, HttpMethod, Response};
 use crate::jsonrpc::{Frame, FrameError, Kind};
-use crate::policy::Principal;
+use crate::policy::{Credentials, Principal};
 use crate::shard::{LaneMsg, ShardCtx};
 use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODERN_VERSION};
 use crate::upstream::http::decode_header_value;
@@ -34,14 +34,42 @@ pub async fn handle(
     note: &Note,
     sink: &Sink,
 ) -> Response {
+    // CORS headers for a browser origin that passed the Origin check (a refused one got 403);
+    // a streamed answer takes them from the sink, its head being written before the answer exists.
+    let cors_origin = head
+        .origin
+        .as_deref()
+        .filter(|o| origin_allowed(o, &ctx.shared.config.gateway.allowed_origins));
+    if let Some(o) = cors_origin {
+        let extra = crate::policy::cors::decorate(Response::new(200), o).headers;
+        sink.headers.borrow_mut().extend(extra);
+    }
+    let resp = route(ctx, head, body, peer, note, sink).await;
+    match cors_origin {
+        Some(o) => crate::policy::cors::decorate(resp, o),
+        None => resp,
+    }
+}
+
+async fn route(
+    ctx: &ShardCtx,
+    head: &Head,
+    body: Bytes,
+    peer: SocketAddr,
+    note: &Note,
+    sink: &Sink,
+) -> Response {
     match (head.path.as_str(), head.method()) {
         ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
+        (p, HttpMethod::Get) if p.starts_with("/.well-known/oauth-protected-resource") => {
+            resource_metadata(ctx, head)
+        }
         ("/mcp", m) => {
             if let Some(resp) = check_origin(ctx, head) {
                 return resp;
             }
             if m == HttpMethod::Options {
-                return Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS");
+                return crate::policy::cors::preflight(head.origin.as_deref());
             }
             // W3C trace context: the trace id is the second field of `traceparent`.
             let trace = head
@@ -115,29 +143,23 @@ async fn admit(
     peer: SocketAddr,
     note: &Note,
 ) -> Result<Principal, Response> {
-    let policy = &ctx.shared.policy;
-    let presented = head
-        .authorization
-        .as_deref()
-        .and_then(|a| {
-            a.strip_prefix("Bearer ")
-                .or_else(|| a.strip_prefix("bearer "))
-        })
-        .or(head.x_api_key.as_deref())
-        .map(str::trim);
-    let who = match policy.authenticate(&ctx.keys, presented).await {
-        Ok(p) => p,
-        Err(e) => {
-            let key = presented
-                .and_then(crate::policy::keys::key_id)
-                .map(str::to_owned);
+    let policy = ctx.shared.policy.load();
+    let creds = Credentials::from_headers(head.authorization.as_deref(), head.x_api_key.as_deref());
+    let (who, subject) = match policy.authenticate(&ctx.auth, creds).await {
+        Ok(a) => (a.who, a.subject),
+        Err(d) => {
             note.set(|f| {
                 f.event = Some("denied");
-                f.key = key;
-                f.reason = Some(e.context.to_string());
+                f.key = d.key.clone();
+                f.subject = d.subject.clone();
+                f.reason = Some(d.error.context.to_string());
             });
-            return Err(error_response(&e, None, None)
-                .header("WWW-Authenticate", "Bearer realm=\"switchyard\""));
+            let challenge = policy.www_authenticate(
+                &d.challenge,
+                head.host.as_deref(),
+                ctx.shared.tls.is_some(),
+            );
+            return Err(error_response(&d.error, None, None).header("WWW-Authenticate", challenge));
         }
     };
     note.set(|f| {
@@ -145,6 +167,7 @@ async fn admit(
             .key
             .and_then(|k| policy.keys.get(k as usize))
             .map(|k| k.id.clone());
+        f.subject = subject.as_deref().map(str::to_owned);
         f.role = Some(policy.role_name(who.role).to_owned());
     });
     let catalog = ctx.shared.catalog.load();
@@ -160,7 +183,17 @@ async fn admit(
                 policy.role_name(who.role)
             ),
         );
-        return Err(error_response(&e, None, None));
+        let resp = error_response(&e, None, None);
+        if subject.is_none() {
+            return Err(resp);
+        }
+        // A token's role that may use nothing: the client may ask for other scopes.
+        let challenge = policy.www_authenticate(
+            &crate::policy::Challenge::InsufficientScope,
+            head.host.as_deref(),
+            ctx.shared.tls.is_some(),
+        );
+        return Err(resp.header("WWW-Authenticate", challenge));
     }
     if let Err(wait) = policy.charge(&who, peer.ip()) {
         note.set(|f| {
@@ -176,6 +209,21 @@ async fn admit(
         return Err(error_response(&e, None, None).header("Retry-After", secs.max(1).to_string()));
     }
     Ok(who)
+}
+
+/// RFC 9728 protected resource metadata (404 unless OAuth is configured).
+fn resource_metadata(ctx: &ShardCtx, head: &Head) -> Response {
+    let policy = ctx.shared.policy.load();
+    match &policy.oauth {
+        Some(o) if o.serves_metadata_at(&head.path) => Response::json(
+            200,
+            o.metadata(head.host.as_deref(), ctx.shared.tls.is_some()),
+        ),
+        _ => Response::json(
+            404,
+            br#"{"error":"not found: no OAuth protected resource here"}"#.to_vec(),
+        ),
+    }
 }
 
 fn health(ctx: &ShardCtx) -> Response {
@@ -480,7 +528,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Res
     };
     let session = ctx.sessions.create(
         ctx.index(),
-        who.key,
+        who.owner,
         version,
         params.get("capabilities").cloned().unwrap_or(Value::Null),
         params.get("clientInfo").cloned().unwrap_or(Value::Null),
@@ -511,7 +559,7 @@ async fn session_of(ctx: &ShardCtx, head: &Head, who: Principal) -> Result<Arc<S
     };
     match find_session(ctx, id).await {
         // A session belongs to the key that opened it; to any other caller it does not exist.
-        Some(s) if s.owner == who.key => Ok(s),
+        Some(s) if s.owner == who.owner => Ok(s),
         _ => Err(Error::downstream(
             ErrorKind::SessionNotFound,
             "Session not found",

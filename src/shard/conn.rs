@@ -150,7 +150,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         }
         if let Some(audit) = &ctx.shared.audit {
             if head.path == "/mcp" {
-                let code = if resp.body.windows(8).any(|w| w == b"\"error\":{") {
+                let code = if memchr::memmem::find(&resp.body, b"\"error\":{").is_some() {
                     sonic_rs::get(resp.body.as_slice(), ["error", "code"])
                         .ok()
                         .and_then(|v| v.as_raw_str().parse::<i64>().ok())
@@ -176,9 +176,8 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
         if let Some(standing) = resp.stream.clone() {
             drop(guard); // a standing stream does not hold up the drain; the shard closes it
-            for (k, v) in resp.headers.iter() {
-                sink.headers.borrow_mut().push((k, v.clone()));
-            }
+                         // The answer's own headers (session id, CORS) head the stream.
+            *sink.headers.borrow_mut() = resp.headers.clone();
             out.clear();
             sse_head(&sink, &mut out);
             if !stand(&mut stream, &standing, out).await {

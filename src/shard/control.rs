@@ -89,6 +89,10 @@ pub fn run(
                     };
                     monoio::spawn(refresh(st.clone(), up, kinds));
                 }
+                ControlMsg::Republish => {
+                    let changed = publish(&st);
+                    crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
+                }
                 ControlMsg::Stop => break,
             }
         }
@@ -211,7 +215,7 @@ fn publish(st: &State) -> Vec<u8> {
             })
         })
         .collect();
-    let policy = &st.shared.policy;
+    let policy = st.shared.policy.load();
     let servers = &st.shared.config.servers;
     let visible = |role: u16, up: u16, item, name: &str| {
         servers

@@ -74,6 +74,8 @@ pub enum ControlMsg {
         /// Which lists it named (`mcp::listen` bits).
         kinds: u8,
     },
+    /// The policy's role rules changed (a reload): rebuild the catalog's visibility sets.
+    Republish,
     Stop,
 }
 
@@ -90,8 +92,8 @@ pub struct Shared {
     pub shard_count: usize,
     /// Shards that finished starting (listener bound).
     pub shards_up: AtomicUsize,
-    /// Keys, roles, limits.
-    pub policy: crate::policy::Policy,
+    /// Keys, tokens, roles, limits: a snapshot swapped whole on reload.
+    pub policy: crate::policy::PolicyHandle,
     /// The audit log, when on.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// TLS for the front listener, when configured.
@@ -119,8 +121,8 @@ pub struct ShardCtx {
     pub sessions: Sessions,
     /// Requests being served right now (the drain waits for zero).
     pub active: std::cell::Cell<usize>,
-    /// Keys this shard has already verified.
-    pub keys: crate::policy::keys::KeyCache,
+    /// Keys and tokens this shard has already verified.
+    pub auth: crate::policy::AuthCache,
     /// Open connections on this shard.
     pub conns: std::cell::Cell<usize>,
     /// Server-to-client requests this shard relayed, awaiting clients' answers.
@@ -146,7 +148,8 @@ pub struct Gateway {
 impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
-        let policy = crate::policy::Policy::compile(&config)?;
+        let policy =
+            crate::policy::PolicyHandle::new(crate::policy::Policy::compile(&config)?, &config);
         let state_key = crate::mcp::state::StateKey::new(config.gateway.state_key.as_deref())?;
         let tls = config
             .gateway
@@ -262,6 +265,17 @@ impl Gateway {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Reload the `[auth]` and `[roles]` sections from `config` (SIGHUP): the new policy is
+    /// swapped in whole; requests already admitted finish under the old one. Other sections are
+    /// read at start only.
+    pub fn reload_auth(&self, config: &Config) -> Result<crate::policy::Reloaded, String> {
+        let r = self.shared.policy.reload(config)?;
+        if r.rules_changed {
+            let _ = self.shared.control.send(ControlMsg::Republish);
+        }
+        Ok(r)
     }
 
     /// Stop: shards stop accepting and drain in-flight requests, then upstreams are stopped.
@@ -383,7 +397,7 @@ fn shard_main(
             lane: Lane::new(index),
             sessions: Sessions::default(),
             active: std::cell::Cell::new(0),
-            keys: Default::default(),
+            auth: Default::default(),
             conns: std::cell::Cell::new(0),
             answers: Default::default(),
             listeners: Default::default(),
