@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod front;
+pub mod hold;
 pub mod listen;
 pub mod metatool;
 pub mod relay;

@@ -111,6 +111,7 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
             } => st.lane.interim(upstream, id, frame),
             LaneMsg::ClientAnswer { .. }
             | LaneMsg::ListsChanged(_)
+            | LaneMsg::Resume(_)
             | LaneMsg::ResourceUpdated { .. } => {}
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(_) | LaneMsg::Stop => {}

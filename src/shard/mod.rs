@@ -46,6 +46,8 @@ pub enum LaneMsg {
         upstream: u16,
         uri: Box<str>,
     },
+    /// A 2026-07-28 client's retry for a call this lane holds (it reached another shard).
+    Resume(crate::mcp::hold::Resume),
     /// A client's answer to a server-to-client request this lane relayed.
     ClientAnswer {
         session: u64,
@@ -129,6 +131,8 @@ pub struct ShardCtx {
     pub answers: crate::mcp::relay::Answers,
     /// Standing notification streams held by this shard's connections.
     pub listeners: crate::mcp::listen::Listeners,
+    /// Upstream calls held for a 2026-07-28 client's input.
+    pub held: crate::mcp::hold::Held,
 }
 
 impl ShardCtx {
@@ -401,6 +405,7 @@ fn shard_main(
             conns: std::cell::Cell::new(0),
             answers: Default::default(),
             listeners: Default::default(),
+            held: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -453,6 +458,7 @@ async fn inbox_loop(
                 crate::mcp::relay::deliver_answer(&ctx, session, frame)
             }
             LaneMsg::ListsChanged(roles) => ctx.listeners.lists_changed(&roles),
+            LaneMsg::Resume(r) => crate::mcp::hold::resume_for_other(ctx.clone(), r),
             LaneMsg::ResourceUpdated { upstream, uri } => {
                 crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
             }

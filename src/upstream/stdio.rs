@@ -258,6 +258,49 @@ impl StdioUpstream {
         res
     }
 
+    /// Send a request and return what to wait on, without waiting (a held call keeps the waiter).
+    pub fn send_request(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        method: &str,
+        params: Option<&[u8]>,
+        call: &Call<'_>,
+    ) -> Result<crate::shard::lane::Waiter, Error> {
+        let not_running = || {
+            Error::upstream(
+                ErrorKind::UpstreamUnavailable,
+                format!("server {:?} is not running", up.name),
+            )
+        };
+        let conn = self.conn.load_full().ok_or_else(not_running)?;
+        let mut line = request_with_id(Some(call.id), method, params);
+        line.push(b'\n');
+        let waiter = lane.expect(call.id, up.index);
+        let out = Out {
+            line,
+            track: Some((call.id, call.origin)),
+            untrack: None,
+        };
+        if conn.tx.send(out).is_err() {
+            lane.forget(call.id);
+            return Err(not_running());
+        }
+        Ok(waiter)
+    }
+
+    /// Give up on request `id` (a held call that expired): the server is told to stop.
+    pub fn cancel(&self, lane: &Lane, id: u64, reason: &'static str) {
+        if let Some(conn) = self.conn.load_full() {
+            drop(CancelOnDrop {
+                conn: &conn,
+                lane,
+                id,
+                reason,
+            });
+        }
+    }
+
     /// Send a notification (no reply).
     pub fn notify(&self, method: &str, params: Option<&[u8]>) -> bool {
         let mut line = request_with_id(None, method, params);
