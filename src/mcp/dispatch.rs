@@ -395,15 +395,32 @@ async fn forward(
             headers,
             client_caps: caps.as_deref(),
         };
-        let reply = upstream::call_relayed(
+        let tracked = ex
+            .session
+            .map(|s| ctx.calls.track(s.tag(), ex.id(), up.index, id));
+        let relayed = upstream::call_relayed(
             &ctx.lane,
             up,
             method,
             Some(params),
             Some(&route.original),
             &call,
-        )
-        .await?;
+        );
+        let reply = match tracked {
+            // A legacy client may cancel: the call is dropped (the upstream is told).
+            Some(mut t) => {
+                monoio::select! {
+                    r = relayed => r?,
+                    _ = &mut t.stopped => {
+                        return Err(Error::downstream(
+                            ErrorKind::InvalidRequest,
+                            "Request cancelled by the client",
+                        ))
+                    }
+                }
+            }
+            None => relayed.await?,
+        };
         // A legacy client cannot read an InputRequiredResult: the gateway asks it the embedded
         // requests itself and retries upstream with the answers.
         match ex.session {

@@ -627,7 +627,25 @@ async fn legacy(
         return Response::new(202).header("Mcp-Session-Id", sid);
     }
     if frame.kind != Kind::Request {
-        // Notifications (initialized, cancelled, progress) are accepted.
+        // Notifications are accepted; a cancellation reaches whichever shard runs that request.
+        if frame.method().as_deref() == Some("notifications/cancelled") {
+            if let Some(rid) = frame
+                .params_raw()
+                .and_then(|p| sonic_rs::get(p, ["requestId"]).ok())
+            {
+                let rid = bytes::Bytes::copy_from_slice(rid.as_raw_str().as_bytes());
+                let tag = session.tag();
+                super::relay::cancel(ctx, tag, &rid, "cancelled by the client");
+                for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
+                    if i != ctx.index() as usize {
+                        let _ = lane.send(LaneMsg::Cancel {
+                            session: tag,
+                            id: rid.clone(),
+                        });
+                    }
+                }
+            }
+        }
         return Response::new(202).header("Mcp-Session-Id", sid);
     }
     let method = Method::parse(&frame.method().unwrap_or_default());

@@ -46,6 +46,11 @@ pub enum LaneMsg {
         upstream: u16,
         uri: Box<str>,
     },
+    /// A legacy client cancelled one of its requests (told to every shard).
+    Cancel {
+        session: u64,
+        id: bytes::Bytes,
+    },
     /// A 2026-07-28 client's retry for a call this lane holds (it reached another shard).
     Resume(crate::mcp::hold::Resume),
     /// A client's answer to a server-to-client request this lane relayed.
@@ -133,6 +138,8 @@ pub struct ShardCtx {
     pub listeners: crate::mcp::listen::Listeners,
     /// Upstream calls held for a 2026-07-28 client's input.
     pub held: crate::mcp::hold::Held,
+    /// Legacy sessions' calls in flight, for their cancellation.
+    pub calls: crate::mcp::relay::Calls,
 }
 
 impl ShardCtx {
@@ -406,6 +413,7 @@ fn shard_main(
             answers: Default::default(),
             listeners: Default::default(),
             held: Default::default(),
+            calls: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -459,6 +467,9 @@ async fn inbox_loop(
             }
             LaneMsg::ListsChanged(roles) => ctx.listeners.lists_changed(&roles),
             LaneMsg::Resume(r) => crate::mcp::hold::resume_for_other(ctx.clone(), r),
+            LaneMsg::Cancel { session, id } => {
+                crate::mcp::relay::cancel(&ctx, session, &id, "cancelled by the client")
+            }
             LaneMsg::ResourceUpdated { upstream, uri } => {
                 crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
             }
