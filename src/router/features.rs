@@ -147,12 +147,15 @@ pub fn word_keys(word: &str, concepts: bool, f: &mut impl FnMut(u32)) {
     }
 }
 
+/// The keys of the concepts `text` implies by its shape (a ticket key means "issue"), appended.
+pub fn implied_keys(text: &str, out: &mut Vec<u32>) {
+    out.extend(implied_concepts(text).map(|g| hash(KIND_CONCEPT, &g.to_le_bytes())));
+}
+
 /// The keys (see [`word_keys`]) of every word of `text`, and its implied concepts, appended.
 pub fn text_keys(text: &str, concepts: bool, out: &mut Vec<u32>) {
     if concepts {
-        for g in implied_concepts(text) {
-            out.push(hash(KIND_CONCEPT, &g.to_le_bytes()));
-        }
+        implied_keys(text, out);
     }
     words(text, |w| word_keys(w, concepts, &mut |k| out.push(k)));
 }
@@ -181,7 +184,7 @@ pub fn doc_fields<'a>(doc: &'a ToolDoc, w: &FieldWeights, mut f: impl FnMut(&'a 
 }
 
 /// The first sentence (at most ~30 words) and the rest.
-fn split_lead(text: &str) -> (&str, &str) {
+pub(crate) fn split_lead(text: &str) -> (&str, &str) {
     let mut words = 0;
     let mut prev_space = true;
     for (i, c) in text.char_indices() {

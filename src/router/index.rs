@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use super::cover::ToolTerms;
 use super::features::{
     doc_fields, is_gram, text_ngrams, text_tokens, text_tokens_weighted, Bag, FieldWeights,
     NgramShape,
 };
 use super::postings::{top_k, Accumulator, Hit, Postings, Scratch, SCRATCH};
-use super::rerank::{rerank, NameKeys};
+use super::rerank::{rerank, NameKeys, RerankWeights, Stage};
 use super::text::ToolDoc;
 use super::Strategy;
 
@@ -39,8 +40,7 @@ pub struct IndexConfig {
     /// Hybrid only: how many fused candidates are re-scored by name cover and server mention
     /// (0 = no second stage), and the weights of those two signals.
     pub rerank_depth: usize,
-    pub rerank_name_weight: f32,
-    pub rerank_server_weight: f32,
+    pub rerank: RerankWeights,
     /// Strategy and threshold of [`RouterIndex::search`] (see [`IndexConfig::threshold`]).
     pub strategy: Strategy,
     pub min_score: f32,
@@ -58,8 +58,12 @@ impl Default for IndexConfig {
                 semantic_weight: 0.5,
             },
             rerank_depth: 30,
-            rerank_name_weight: 0.2,
-            rerank_server_weight: 0.1,
+            rerank: RerankWeights {
+                name: 0.2,
+                server: 0.1,
+                cover: 0.3,
+                head: 0.3,
+            },
             strategy: Strategy::Hybrid,
             min_score: 0.05,
         }
@@ -97,6 +101,7 @@ pub struct RouterIndex {
     semantic: Postings,
     keyword: Postings,
     names_keys: NameKeys,
+    terms: ToolTerms,
     build_time: Duration,
 }
 
@@ -170,6 +175,7 @@ impl RouterIndex {
             semantic,
             keyword,
             names_keys: NameKeys::build(docs, config.ngram.concept_weight > 0.0),
+            terms: ToolTerms::build(docs, config.ngram.concept_weight > 0.0),
             build_time: started.elapsed(),
         }
     }
@@ -289,13 +295,17 @@ impl RouterIndex {
                 if depth == 0 {
                     return fused;
                 }
+                let stage = Stage {
+                    names: &self.names_keys,
+                    terms: &self.terms,
+                    query_keys: &mut s.query_keys,
+                    query_terms: &mut s.query_terms,
+                };
                 rerank(
                     fused,
-                    &self.names_keys,
+                    stage,
                     query,
-                    &mut s.query_keys,
-                    self.config.rerank_name_weight,
-                    self.config.rerank_server_weight,
+                    &self.config.rerank,
                     opts.top_k,
                     opts.min_score,
                 )

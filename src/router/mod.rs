@@ -45,6 +45,7 @@
 //! - `eval`, `report`, `command`: `switchyard route-eval` — recall, MRR, nDCG, latency, token saving.
 
 pub mod command;
+mod cover;
 pub mod eval;
 pub mod features;
 pub mod holder;
@@ -63,6 +64,7 @@ pub use features::{FieldWeights, NgramShape};
 pub use holder::{IndexBuilder, RouterHandle};
 pub use index::{Fusion, IndexConfig, RouterIndex, SearchOptions};
 pub use postings::Hit;
+pub use rerank::RerankWeights;
 pub use text::ToolDoc;
 
 /// How a query is matched against the tools.
