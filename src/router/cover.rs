@@ -6,22 +6,19 @@
 //! tool and over its head (name, server, first sentence) — Lucene's old coordination factor,
 //! made field-aware.
 
-use hashbrown::HashMap;
+use super::features::{implied_keys, word_token};
+use super::text::{is_stop, words};
 
-use super::features::{implied_keys, split_lead, text_keys, word_keys};
-use super::text::{is_stop, words, ToolDoc};
-
-/// Per tool, the sorted keys of every word of every field, each marked head or body.
+/// Per tool, the sorted keyword-index features (stemmed words and thesaurus concepts) of every
+/// field, each marked head (name, server, first sentence) or body. Filled while the keyword index
+/// is built, from the same features, so a query's words are looked up as the keyword index
+/// would.
 #[derive(Debug, Default)]
 pub struct ToolTerms {
-    /// `keys[start[t]..start[t + 1]]` are tool `t`'s keys, ascending.
+    /// `keys[start[t]..start[t + 1]]` are tool `t`'s features, ascending.
     start: Vec<u32>,
     keys: Vec<u32>,
     head: Vec<bool>,
-    /// Tools per key, for the query words' idf.
-    df: HashMap<u32, u32>,
-    tools: usize,
-    concepts: bool,
 }
 
 /// A query's words as coverage sees them: per word its keys and idf (flat, reused per thread).
@@ -31,6 +28,7 @@ pub struct QueryTerms {
     /// (start in `keys`, key count, idf)
     words: Vec<(u32, u32, f32)>,
     total_idf: f32,
+    scratch: Vec<u32>,
 }
 
 /// How a tool covers a query: idf share in any field, and in the head fields.
@@ -41,63 +39,44 @@ pub struct Cover {
 }
 
 impl ToolTerms {
-    pub fn build(docs: &[ToolDoc], concepts: bool) -> ToolTerms {
-        let mut terms = ToolTerms {
-            concepts,
-            tools: docs.len(),
-            ..ToolTerms::default()
-        };
-        terms.start.push(0);
-        let mut pairs: Vec<(u32, bool)> = Vec::new();
-        let mut buf: Vec<u32> = Vec::new();
-        for doc in docs {
-            pairs.clear();
-            let (lead, rest) = split_lead(&doc.description);
-            let head = [doc.tool.as_str(), doc.server.as_str(), lead];
-            let body = std::iter::once(rest).chain(
-                doc.params
-                    .iter()
-                    .flat_map(|(n, d)| [n.as_str(), d.as_str()]),
-            );
-            for (text, is_head) in head
-                .into_iter()
-                .map(|t| (t, true))
-                .chain(body.map(|t| (t, false)))
-            {
-                buf.clear();
-                text_keys(text, concepts, &mut buf);
-                pairs.extend(buf.iter().map(|&k| (k, is_head)));
-            }
-            // Sorted by key, head first among equals: the first of a run says whether any is head.
-            pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            pairs.dedup_by_key(|p| p.0);
-            for &(k, h) in &pairs {
-                terms.keys.push(k);
-                terms.head.push(h);
-                *terms.df.entry(k).or_insert(0) += 1;
-            }
-            terms.start.push(terms.keys.len() as u32);
+    /// Add the next tool from its (feature, in head) pairs, in any order, repeats allowed.
+    pub fn push_tool(&mut self, pairs: &mut [(u32, bool)]) {
+        if self.start.is_empty() {
+            self.start.push(0);
         }
-        terms
+        // By feature, head first among equals: the first of a run says whether any is head.
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut last = None;
+        for &(k, h) in pairs.iter() {
+            if last != Some(k) {
+                self.keys.push(k);
+                self.head.push(h);
+                last = Some(k);
+            }
+        }
+        self.start.push(self.keys.len() as u32);
     }
 
-    fn idf(&self, key: u32) -> Option<f32> {
-        let df = *self.df.get(&key)?;
-        Some(((self.tools as f32 + 1.0) / (df as f32 + 0.5)).ln())
-    }
-
-    /// Fill `q` with the words of `query`. A word's idf is its own (stemmed) word's, or, for a
-    /// word no tool has, its rarest concept's; a word that matches nothing at all is left out
-    /// (it would lower every tool's coverage alike).
-    pub fn query(&self, query: &str, q: &mut QueryTerms) {
+    /// Fill `q` with the words of `query`; `idf` gives a feature's idf (`None`: no tool has
+    /// it). A word's idf is its own (stemmed) word's, or, for a word no tool has, its rarest
+    /// concept's; a word that matches nothing at all is left out (it would lower every tool's
+    /// coverage alike). `concept_weight` 0 leaves the thesaurus out.
+    pub fn query(
+        &self,
+        query: &str,
+        concept_weight: f32,
+        idf: &impl Fn(u32) -> Option<f32>,
+        q: &mut QueryTerms,
+    ) {
         q.keys.clear();
         q.words.clear();
         q.total_idf = 0.0;
-        let mut keys: Vec<u32> = Vec::with_capacity(8);
-        if self.concepts {
+        let mut keys = std::mem::take(&mut q.scratch);
+        keys.clear();
+        if concept_weight > 0.0 {
             implied_keys(query, &mut keys);
-            for &k in &keys {
-                self.push_word(q, &[k]);
+            for i in 0..keys.len() {
+                push_word(q, &keys[i..=i], idf);
             }
         }
         words(query, |w| {
@@ -105,32 +84,17 @@ impl ToolTerms {
                 return;
             }
             keys.clear();
-            word_keys(w, self.concepts, &mut |k| keys.push(k));
+            word_token(w, 1.0, concept_weight, &mut |k, _| keys.push(k));
             // The same word twice counts once.
             let seen = q
                 .words
                 .iter()
                 .any(|&(s, _, _)| keys.first() == q.keys.get(s as usize));
             if !seen {
-                self.push_word(q, &keys);
+                push_word(q, &keys, idf);
             }
         });
-    }
-
-    fn push_word(&self, q: &mut QueryTerms, keys: &[u32]) {
-        let Some(&own) = keys.first() else { return };
-        let idf = self.idf(own).or_else(|| {
-            keys[1..]
-                .iter()
-                .filter_map(|&k| self.idf(k))
-                .reduce(f32::max)
-        });
-        let Some(idf) = idf.filter(|i| *i > 0.0) else {
-            return;
-        };
-        q.words.push((q.keys.len() as u32, keys.len() as u32, idf));
-        q.keys.extend_from_slice(keys);
-        q.total_idf += idf;
+        q.scratch = keys;
     }
 
     /// How tool `t` covers the query `q`.
@@ -169,29 +133,100 @@ impl ToolTerms {
     }
 }
 
+fn push_word(q: &mut QueryTerms, keys: &[u32], idf: &impl Fn(u32) -> Option<f32>) {
+    let Some((&own, concepts)) = keys.split_first() else {
+        return;
+    };
+    let idf = idf(own).or_else(|| concepts.iter().filter_map(|&k| idf(k)).reduce(f32::max));
+    let Some(idf) = idf.filter(|i| *i > 0.0) else {
+        return;
+    };
+    q.words.push((q.keys.len() as u32, keys.len() as u32, idf));
+    q.keys.extend_from_slice(keys);
+    q.total_idf += idf;
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::{IndexConfig, RerankWeights, RouterIndex, SearchOptions, Strategy, ToolDoc};
     use serde_json::json;
 
+    /// A tool whose name holds one common query word (`add`) ranks below the one that accounts for
+    /// most of the query, and coverage widens the gap.
     #[test]
-    fn the_tool_that_explains_more_of_the_query_covers_more() {
-        let docs: Vec<ToolDoc> = [
-            ("git", json!({"name": "git_add", "description": "Adds file contents to the staging area"})),
-            ("hubspot", json!({"name": "hubspot-batch-create-objects", "description": "Create several records at once. Types: contacts, companies, deals."})),
-        ]
-        .iter()
-        .map(|(s, t)| ToolDoc::from_tool(s, &format!("{s}__x"), t))
-        .collect();
-        let terms = ToolTerms::build(&docs, true);
-        let mut q = QueryTerms::default();
-        terms.query("add three new contacts to HubSpot", &mut q);
-        let (git, hub) = (terms.cover(0, &q), terms.cover(1, &q));
-        assert!(hub.any > git.any, "{hub:?} {git:?}");
-        assert!(hub.head > 0.0 && hub.head < hub.any);
-        assert!(git.any > 0.0);
-        assert_eq!(terms.cover(7, &q), Cover::default());
-        terms.query("zzzz qqqq", &mut q);
-        assert_eq!(terms.cover(0, &q), Cover::default());
+    fn the_tool_that_explains_more_of_the_query_wins() {
+        let tools = [
+            (
+                "git",
+                json!({"name": "git_add", "description": "Add file contents to the staging area"}),
+            ),
+            (
+                "linear",
+                json!({"name": "linear_addToFavorites", "description": "Add an item to your favorites"}),
+            ),
+            (
+                "hubspot",
+                json!({"name": "hubspot-batch-create-objects", "description": "Create several records at once. Types: contacts, companies, deals."}),
+            ),
+            (
+                "hubspot",
+                json!({"name": "hubspot-get-user-details", "description": "Get the details of the signed-in user"}),
+            ),
+            (
+                "memory",
+                json!({"name": "add_observations", "description": "Add new observations to existing entities"}),
+            ),
+            (
+                "linear",
+                json!({"name": "linear_addIssueToProject", "description": "Add an issue to a project"}),
+            ),
+            (
+                "todoist",
+                json!({"name": "add_comment", "description": "Add a comment to a task"}),
+            ),
+        ];
+        let docs: Vec<ToolDoc> = tools
+            .iter()
+            .map(|(s, t)| {
+                ToolDoc::from_tool(s, &format!("{s}__{}", t["name"].as_str().unwrap_or("")), t)
+            })
+            .collect();
+        let query = "add three new contacts to HubSpot";
+        let ranking = |config: IndexConfig| {
+            let index = RouterIndex::build(1, &docs, config);
+            let opts = SearchOptions {
+                strategy: Strategy::Hybrid,
+                top_k: 4,
+                min_score: 0.0,
+            };
+            index.search_with(query, &opts, |_| true)
+        };
+        let on = IndexConfig::default();
+        assert!(on.rerank.uses_cover());
+        let off = IndexConfig {
+            rerank: RerankWeights {
+                cover: 0.0,
+                head: 0.0,
+                ..on.rerank
+            },
+            ..on
+        };
+        // The tool that explains the query wins, and by a wider margin once coverage counts.
+        let lead = |config: IndexConfig| {
+            let hits = ranking(config);
+            assert_eq!(hits.first().map(|h| h.tool), Some(2), "{hits:?}");
+            hits[0].score - hits.get(1).map_or(0.0, |h| h.score)
+        };
+        assert!(lead(on) > 2.0 * lead(off));
+        let index = RouterIndex::build(1, &docs, on);
+        let mut q = super::QueryTerms::default();
+        index.query_terms(query, &mut q);
+        let (git, hub) = (index.terms().cover(0, &q), index.terms().cover(2, &q));
+        assert!(hub.any > git.any && git.any > 0.0, "{hub:?} {git:?}");
+        // "contacts" is only in the body.
+        assert!(hub.head > 0.0 && hub.head < hub.any, "{hub:?}");
+        assert_eq!(index.terms().cover(9, &q), super::Cover::default());
+        index.query_terms("zzzz qqqq", &mut q);
+        assert_eq!(index.terms().cover(0, &q), super::Cover::default());
     }
 }

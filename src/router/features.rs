@@ -170,21 +170,22 @@ pub fn word_token(word: &str, weight: f32, concept_weight: f32, f: &mut impl FnM
     word_concepts(word, weight * concept_weight, f);
 }
 
-/// Every field of a tool with its weight.
-pub fn doc_fields<'a>(doc: &'a ToolDoc, w: &FieldWeights, mut f: impl FnMut(&'a str, f32)) {
-    f(&doc.tool, w.name);
-    f(&doc.server, w.server);
+/// Every field of a tool with its weight, and whether it is in the tool's head (its name, its
+/// server, the first sentence of its description).
+pub fn doc_fields<'a>(doc: &'a ToolDoc, w: &FieldWeights, mut f: impl FnMut(&'a str, f32, bool)) {
+    f(&doc.tool, w.name, true);
+    f(&doc.server, w.server, true);
     let (lead, rest) = split_lead(&doc.description);
-    f(lead, w.lead);
-    f(rest, w.description);
+    f(lead, w.lead, true);
+    f(rest, w.description, false);
     for (name, desc) in &doc.params {
-        f(name, w.param_name);
-        f(desc, w.param_description);
+        f(name, w.param_name, false);
+        f(desc, w.param_description, false);
     }
 }
 
 /// The first sentence (at most ~30 words) and the rest.
-pub(crate) fn split_lead(text: &str) -> (&str, &str) {
+fn split_lead(text: &str) -> (&str, &str) {
     let mut words = 0;
     let mut prev_space = true;
     for (i, c) in text.char_indices() {
@@ -220,6 +221,24 @@ pub struct Bag {
 impl Bag {
     pub fn clear(&mut self) {
         self.items.clear();
+    }
+
+    /// Entries pushed so far (before merging).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The features pushed since the bag held `from` entries.
+    pub fn features_since(&self, from: usize) -> impl Iterator<Item = u32> + '_ {
+        self.items
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(k, _)| k)
     }
 
     pub fn push(&mut self, feature: u32, weight: f32) {

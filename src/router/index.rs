@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use super::cover::ToolTerms;
+use super::cover::{QueryTerms, ToolTerms};
 use super::features::{
     doc_fields, is_gram, text_ngrams, text_tokens, text_tokens_weighted, Bag, FieldWeights,
     NgramShape,
@@ -114,9 +114,13 @@ impl RouterIndex {
         let mut sem_docs = Vec::with_capacity(n);
         let mut kw_docs = Vec::with_capacity(n);
         let mut kw_len = Vec::with_capacity(n);
+        // Only hybrid's second stage reads the term sets; filled from the keyword features.
+        let with_terms = config.rerank_depth > 0 && config.rerank.uses_cover();
+        let mut terms = ToolTerms::default();
+        let mut pairs: Vec<(u32, bool)> = Vec::new();
         for doc in docs {
             bag.clear();
-            doc_fields(doc, &config.fields, |text, w| {
+            doc_fields(doc, &config.fields, |text, w, _| {
                 text_ngrams(text, &config.ngram, w, &mut |k, v| bag.push(k, v))
             });
             // Sublinear term frequency: a word repeated in a long description is not ten times
@@ -128,9 +132,17 @@ impl RouterIndex {
                 .collect();
             sem_docs.push(sem);
             bag.clear();
-            doc_fields(doc, &config.fields, |text, w| {
-                text_tokens_weighted(text, w, config.keyword_concept_weight, &mut bag)
+            pairs.clear();
+            doc_fields(doc, &config.fields, |text, w, head| {
+                let from = bag.len();
+                text_tokens_weighted(text, w, config.keyword_concept_weight, &mut bag);
+                if with_terms {
+                    pairs.extend(bag.features_since(from).map(|k| (k, head)));
+                }
             });
+            if with_terms {
+                terms.push_tool(&mut pairs);
+            }
             let kw = bag.merged().clone();
             kw_len.push(kw.iter().map(|&(_, tf)| tf).sum::<f32>());
             kw_docs.push(kw);
@@ -175,9 +187,22 @@ impl RouterIndex {
             semantic,
             keyword,
             names_keys: NameKeys::build(docs, config.ngram.concept_weight > 0.0),
-            terms: ToolTerms::build(docs, config.ngram.concept_weight > 0.0),
+            terms,
             build_time: started.elapsed(),
         }
+    }
+
+    /// The per-tool term sets of the second stage (empty unless it uses coverage).
+    #[cfg(test)]
+    pub(crate) fn terms(&self) -> &ToolTerms {
+        &self.terms
+    }
+
+    /// `query`'s words for [`ToolTerms::cover`], with the keyword index's idf.
+    pub(crate) fn query_terms(&self, query: &str, q: &mut QueryTerms) {
+        let idf = |k: u32| self.keyword.get(k).map(|(_, _, idf)| idf);
+        self.terms
+            .query(query, self.config.keyword_concept_weight, &idf, q);
     }
 
     /// The catalog generation this index was built from.
@@ -295,11 +320,14 @@ impl RouterIndex {
                 if depth == 0 {
                     return fused;
                 }
+                if self.config.rerank.uses_cover() {
+                    self.query_terms(query, &mut s.query_terms);
+                }
                 let stage = Stage {
                     names: &self.names_keys,
                     terms: &self.terms,
                     query_keys: &mut s.query_keys,
-                    query_terms: &mut s.query_terms,
+                    query_terms: &s.query_terms,
                 };
                 rerank(
                     fused,

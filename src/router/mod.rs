@@ -4,8 +4,9 @@
 //!   thesaurus concepts of a tool's name, server, description and parameters;
 //! - `keyword`: BM25 over the same fields' words (snake_case/camelCase split, stemmed, concepts);
 //! - `hybrid` (the default): both, max-normalized and averaged, then the top 30 re-scored by how
-//!   much of the tool's name the query accounts for and whether it names the server. It measured
-//!   best on the development set: `perf/results/2026-11-24-routing.md`.
+//!   much of the tool's name the query accounts for, whether it names the server, and how much of
+//!   the query the tool accounts for (idf-weighted, anywhere and in its name/first sentence). It
+//!   measured best on the development set: `perf/results/2026-11-25-routing.md`.
 //!
 //! Built off-core by [`IndexBuilder`] and swapped in whole through [`RouterHandle`].
 //!
@@ -39,7 +40,9 @@
 //! - `lexicon`: the thesaurus of interchangeable words (concept features).
 //! - `postings`: the inverted lists, the per-thread accumulators, top-k with the visibility filter.
 //! - `index`: [`RouterIndex`] — build and search, the three strategies.
-//! - `rerank`: hybrid's second stage (name cover, server named) over the fused candidates.
+//! - `rerank`: hybrid's second stage (name cover, server named, query cover) over the fused
+//!   candidates.
+//! - `cover`: query coverage — per tool the keyword features of its head and body.
 //! - `holder`: [`RouterHandle`] (the `ArcSwap`) and [`IndexBuilder`] (the builder thread).
 //! - `meta`: the meta-tools' definitions that replace the full tool list.
 //! - `eval`, `report`, `command`: `switchyard route-eval` — recall, MRR, nDCG, latency, token saving.

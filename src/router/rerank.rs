@@ -1,7 +1,8 @@
-//! The second stage of hybrid search: the fused top candidates are re-scored with two signals the
+//! The second stage of hybrid search: the fused top candidates are re-scored with signals the
 //! bag-of-features scores miss — how much of the tool's *name* the query accounts for (a query
-//! that says "add a customer" explains `createCustomer` whole, `addIssueToProject` by a third), and
-//! whether the query names the tool's server.
+//! that says "add a customer" explains `createCustomer` whole, `addIssueToProject` by a third),
+//! whether the query names the tool's server, and how much of the *query* the tool accounts for,
+//! anywhere and in its head (`cover`).
 
 use hashbrown::HashMap;
 
@@ -129,12 +130,20 @@ pub struct RerankWeights {
     pub head: f32,
 }
 
-/// What the second stage reads: the index's name keys and term sets, and per-query scratch.
+impl RerankWeights {
+    /// Whether the query-coverage signals count (and the term sets are needed).
+    pub fn uses_cover(&self) -> bool {
+        self.cover > 0.0 || self.head > 0.0
+    }
+}
+
+/// What the second stage reads: the index's name keys and term sets, the query's words for
+/// coverage (already filled when it counts), and scratch for the query's name keys.
 pub struct Stage<'a> {
     pub names: &'a NameKeys,
     pub terms: &'a ToolTerms,
     pub query_keys: &'a mut Vec<u32>,
-    pub query_terms: &'a mut QueryTerms,
+    pub query_terms: &'a QueryTerms,
 }
 
 /// Re-score `hits` (the fused candidates, already filtered for visibility) and keep the best
@@ -157,9 +166,6 @@ pub fn rerank(
     text_keys(query, keys.concepts, query_keys);
     query_keys.sort_unstable();
     query_keys.dedup();
-    if w.cover > 0.0 || w.head > 0.0 {
-        terms.query(query, query_terms);
-    }
     // Divided by the largest possible sum, a linear-fusion score stays in [0, 1].
     let scale =
         1.0 / (1.0 + w.name.max(0.0) + w.server.max(0.0) + w.cover.max(0.0) + w.head.max(0.0));
@@ -167,7 +173,7 @@ pub fn rerank(
         let mut s = h.score
             + w.name * keys.name_cover(h.tool, query_keys)
             + w.server * keys.server_named(h.tool, query_keys);
-        if w.cover > 0.0 || w.head > 0.0 {
+        if w.uses_cover() {
             let c = terms.cover(h.tool, query_terms);
             s += w.cover * c.any + w.head * c.head;
         }
