@@ -10,11 +10,11 @@
 //!
 //! Built off-core by [`IndexBuilder`] and swapped in whole through [`RouterHandle`].
 //!
-//! # Numbers (`perf/results/2026-11-24-routing.md`)
+//! # Numbers (`perf/results/2026-11-25-routing.md`)
 //! `switchyard route-eval` on the development set (589 real tools, 405 queries): hybrid recall@5
-//! 0.900 (0.920 on the half its weights were tuned on, 0.880 on the other), all-MiniLM-L6-v2
-//! 0.850–0.858. `taskset -c 1 cargo bench --bench router`: hybrid query p50 32 µs at 1,000 tools,
-//! 171 µs at 10,000; a 10,000-tool build takes 0.42 s on the builder thread.
+//! 0.931 (0.934 on the half its weights were tuned on, 0.927 on the other), all-MiniLM-L6-v2
+//! 0.850–0.858. `taskset -c 1 cargo bench --bench router`: hybrid query p50 37 µs at 1,000 tools,
+//! 183 µs at 10,000; a 10,000-tool build takes 0.43 s on the builder thread.
 //!
 //! # Use
 //! ```no_run
