@@ -345,8 +345,9 @@ impl Server for Util {
                 uri,
                 "text/plain",
                 format!(
-                    "switchyard-demo-util {}: a stateless MCP server bundled with switchyard so a gateway can \
-                     be tried with nothing but cargo. Every tool is deterministic except random_id and sleep_ms.\n",
+                    "switchyard-demo-util {}: an MCP server of stateless utilities bundled with switchyard so a \
+                     gateway can be tried with nothing but cargo. Every tool is deterministic except random_id and \
+                     sleep_ms; toggle_converter changes the tool list, to try list_changed.\n",
                     env!("CARGO_PKG_VERSION")
                 ),
             )]),
