@@ -102,7 +102,7 @@ fn a_browser_can_read_the_challenge_of_a_401() {
         ],
         &json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}),
     );
-    assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-32054)), "{v}");
+    assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-31054)), "{v}");
     assert_eq!(header(&h, "access-control-allow-origin"), Some(origin));
     assert!(header(&h, "www-authenticate").is_some());
     assert!(

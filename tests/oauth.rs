@@ -190,7 +190,7 @@ fn jwt_bearer_tokens_every_branch() {
 
     // No token: 401 pointing at the metadata, with the scopes to ask for, no error code.
     let (s, h, v) = call(&gw, None, "tools/list", None, json!({}));
-    assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-32054)), "{v}");
+    assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-31054)), "{v}");
     assert_eq!(
         header(&h, "www-authenticate"),
         format!("Bearer resource_metadata=\"{META}\", scope=\"mcp:admin mcp:read mcp:nothing\"")
@@ -251,7 +251,7 @@ fn jwt_bearer_tokens_every_branch() {
         let (s, h, v) = call(&gw, Some(&bearer(token)), "tools/list", None, json!({}));
         assert_eq!(
             (s, v["error"]["code"].as_i64()),
-            (401, Some(-32054)),
+            (401, Some(-31054)),
             "{what}: {v}"
         );
         let msg = v["error"]["message"].as_str().unwrap_or("");
@@ -273,7 +273,7 @@ fn jwt_bearer_tokens_every_branch() {
                 a["status"].as_u64(),
                 a["code"].as_i64()
             ),
-            (Some("denied"), Some(401), Some(-32054)),
+            (Some("denied"), Some(401), Some(-31054)),
             "{what}: {a}"
         );
         assert!(
@@ -288,7 +288,7 @@ fn jwt_bearer_tokens_every_branch() {
         let (s, h, v) = call(&gw, Some(&bearer(&token)), "tools/list", None, json!({}));
         assert_eq!(
             (s, v["error"]["code"].as_i64()),
-            (403, Some(-32055)),
+            (403, Some(-31055)),
             "{scope}: {v}"
         );
         let w = header(&h, "www-authenticate");

@@ -140,7 +140,7 @@ fn sighup_revokes_a_key_from_the_keys_file_without_a_restart() {
     eventually("the revoked key is refused", || list(&gw, READER).0 == 401);
     for _ in 0..6 {
         let (s, v) = list(&gw, READER);
-        assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-32054)), "{v}");
+        assert_eq!((s, v["error"]["code"].as_i64()), (401, Some(-31054)), "{v}");
         assert!(
             v["error"]["message"]
                 .as_str()
