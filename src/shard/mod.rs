@@ -28,16 +28,22 @@ use lane::Lane;
 
 /// Messages into a lane (a shard's or the control thread's event loop).
 pub enum LaneMsg {
-    /// A stdio upstream's reply to a request this lane sent.
+    /// A stdio or legacy SSE upstream's reply to a request this lane sent.
     Reply {
         upstream: u16,
         frame: Frame,
     },
-    /// A message a stdio upstream sent while serving request `id` of this lane.
+    /// A message a stdio or legacy SSE upstream sent while serving request `id` of this lane.
     Interim {
         upstream: u16,
         id: u64,
         frame: Frame,
+    },
+    /// Request `id` of this lane could not be delivered (a legacy SSE upstream refused its POST).
+    Failed {
+        upstream: u16,
+        id: u64,
+        error: Error,
     },
     /// A client's answer to a server-to-client request this lane relayed.
     ClientAnswer {
@@ -55,7 +61,7 @@ pub enum LaneMsg {
 
 /// Messages to the control thread.
 pub enum ControlMsg {
-    /// A stdio child exited.
+    /// A stdio child exited, or a legacy SSE upstream's event stream ended.
     Exited {
         upstream: u16,
         generation: u64,
@@ -426,6 +432,11 @@ async fn inbox_loop(
             LaneMsg::ClientAnswer { session, frame } => {
                 crate::mcp::relay::deliver_answer(&ctx, session, frame)
             }
+            LaneMsg::Failed {
+                upstream,
+                id,
+                error,
+            } => ctx.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Stop => {

@@ -70,11 +70,14 @@ class Upstream:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     url: str | None = None
+    transport: str | None = None  # for a url server: "sse" for the legacy HTTP+SSE transport
 
     def toml_entry(self, gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name}
         if self.url:
             entry["url"] = self.url
+            if self.transport:
+                entry["transport"] = self.transport
         else:
             entry["command"] = self.command
             entry["args"] = list(self.args)
@@ -101,6 +104,10 @@ def memory_stdio(memory_file: Path, name: str = "memory") -> Upstream:
 
 def everything_http(url: str, name: str = "web") -> Upstream:
     return Upstream(name=name, profile="everything", url=url)
+
+
+def everything_sse(url: str, name: str = "old") -> Upstream:
+    return Upstream(name=name, profile="everything", url=url, transport="sse")
 
 
 @asynccontextmanager
