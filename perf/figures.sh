@@ -91,7 +91,7 @@ cg_run() { # DRIVER PID LABEL LOADARGS...
 if [ "${CALLGRIND:-1}" != 0 ]; then
   for d in $DRIVERS; do
     gw_config "cg-$d" 3540 "$d"
-    cgpid=$(start_bg "$OUT/cg-$d.log" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$d.out" "$SY" run --config "$OUT/cg-$d.toml")
+    cgpid=$(start_bg "$OUT/cg-$d.log" valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$OUT/callgrind-$d.out" "$SY" run --config "$OUT/cg-$d.toml")
     pids+=("$cgpid")
     wait_mcp 60 http://127.0.0.1:3540/mcp 2026-07-28 up__echo "$ARGS" || { echo "callgrind gateway $d did not start" >&2; exit 1; }
     vpid=$cgpid # valgrind runs the gateway in its own process

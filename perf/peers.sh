@@ -33,7 +33,11 @@ ALL_PEERS="pymcp npmmcp mcplex cforge"
 
 upstream_cmd() {
   case "${1:-everything}" in
-    everything) echo "$(readlink -f "$REPO/tests/node_modules/.bin/mcp-server-everything")" ;;
+    everything)
+      local p
+      p=$(readlink -f "$REPO/tests/node_modules/.bin/mcp-server-everything") && [ -e "$p" ] ||
+        { echo "server-everything not found under tests/node_modules (tests/run.sh installs it)" >&2; return 1; }
+      echo "$p" ;;
     native) echo "$LT upstream --stdio" ;;
     *) echo "unknown upstream $1 (everything | native)" >&2; return 1 ;;
   esac
@@ -100,7 +104,7 @@ ENV
 
 start_one() {
   local name=$1 up=${2:-everything} cmd pid pid2 url era tool args key=""
-  cmd=$(upstream_cmd "$up")
+  cmd=$(upstream_cmd "$up") || return 1
   installed "$name" || { echo "$name is not installed (perf/peers.sh install $name)" >&2; return 1; }
   mkdir -p "$RUN"
   era=legacy; args='{"message":"hello ${seq}"}'; tool=echo
