@@ -419,7 +419,7 @@ async fn forward(
                     stop = &mut t.stopped => match stop {
                         Ok(()) => {
                             return Err(Error::downstream(
-                                ErrorKind::InvalidRequest,
+                                ErrorKind::Cancelled,
                                 "Request cancelled by the client",
                             ))
                         }
