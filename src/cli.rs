@@ -1,4 +1,5 @@
-//! The command line (clap): `run` (the default), `check`, `demo-server`; nothing else lives here.
+//! The command line (clap): `run` (the default), `check`, `stdio`, `keys`, `route-eval`,
+//! `demo-server`; nothing else lives here.
 
 use std::path::PathBuf;
 
@@ -37,12 +38,27 @@ pub struct RunArgs {
     pub shards: Option<usize>,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct StdioArgs {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        env = "SWITCHYARD_CONFIG",
+        default_value = "config/switchyard.toml"
+    )]
+    pub config: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway (the default).
     Run(RunArgs),
     /// Validate a configuration and print what it sets up.
     Check(RunArgs),
+    /// Serve one MCP client on stdin/stdout (how desktop clients run a local server), with no
+    /// listener. With API keys configured, the key comes from SWITCHYARD_API_KEY.
+    Stdio(StdioArgs),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),

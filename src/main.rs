@@ -68,6 +68,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::RouteEval(args)) => switchyard::router::command::run(&args),
+        Some(Command::Stdio(args)) => stdio(&args),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
@@ -84,6 +85,51 @@ fn init_logging() {
         .with_ansi(ansi)
         .with_target(false)
         .init();
+}
+
+/// `switchyard stdio`: one client on stdin/stdout; ends when stdin closes or on SIGINT/SIGTERM.
+fn stdio(args: &cli::StdioArgs) -> ExitCode {
+    let config = match switchyard::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (stop_tx, stop_rx) = flume::bounded(1);
+    // Block the stop signals before any thread starts so only the waiting thread sees them.
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let waiter = std::thread::Builder::new()
+        .name("switchyard-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!(signal = sig, "stopping");
+                let _ = stop_tx.send(());
+            }
+        });
+    if let Err(e) = waiter {
+        eprintln!("cannot start the signal thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    let key = std::env::var(switchyard::mcp::stdio_front::KEY_VAR)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    match switchyard::mcp::stdio_front::serve(config, key, stop_rx) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("switchyard stdio: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(args: &cli::RunArgs) -> ExitCode {

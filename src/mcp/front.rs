@@ -107,15 +107,14 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
     )
 }
 
-/// The request flow's gate, in order: who is calling (401), may they use anything here (403), are
-/// they within their rate (429).
+/// The request flow's gates over HTTP: the bearer or `X-API-Key` through `authenticate` and
+/// `authorize`, their refusals as HTTP answers.
 async fn admit(
     ctx: &ShardCtx,
     head: &Head,
     peer: SocketAddr,
     note: &Note,
 ) -> Result<Principal, Response> {
-    let policy = &ctx.shared.policy;
     let presented = head
         .authorization
         .as_deref()
@@ -125,6 +124,37 @@ async fn admit(
         })
         .or(head.x_api_key.as_deref())
         .map(str::trim);
+    let admitted = match authenticate(ctx, presented, note).await {
+        Ok(who) => authorize(ctx, who, peer.ip(), note).map(|()| who),
+        Err(e) => Err(e),
+    };
+    admitted.map_err(|e| {
+        let resp = error_response(&e, None, None);
+        match e.kind {
+            ErrorKind::Unauthorized => {
+                resp.header("WWW-Authenticate", "Bearer realm=\"switchyard\"")
+            }
+            ErrorKind::RateLimited => {
+                let ms = e
+                    .data
+                    .as_deref()
+                    .and_then(|d| sonic_rs::get(d, ["retryAfterMs"]).ok())
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(1000);
+                resp.header("Retry-After", ms.div_ceil(1000).max(1).to_string())
+            }
+            _ => resp,
+        }
+    })
+}
+
+/// The request flow's first gate, for any front: who is calling (401). `presented` is the key.
+pub async fn authenticate(
+    ctx: &ShardCtx,
+    presented: Option<&str>,
+    note: &Note,
+) -> Result<Principal, Error> {
+    let policy = &ctx.shared.policy;
     let who = match policy.authenticate(&ctx.keys, presented).await {
         Ok(p) => p,
         Err(e) => {
@@ -136,8 +166,7 @@ async fn admit(
                 f.key = key;
                 f.reason = Some(e.context.to_string());
             });
-            return Err(error_response(&e, None, None)
-                .header("WWW-Authenticate", "Bearer realm=\"switchyard\""));
+            return Err(e);
         }
     };
     note.set(|f| {
@@ -147,35 +176,47 @@ async fn admit(
             .map(|k| k.id.clone());
         f.role = Some(policy.role_name(who.role).to_owned());
     });
+    Ok(who)
+}
+
+/// The request flow's next gates, for any front: may the caller use anything here (403), is it
+/// within its rate (429). `ip` is the client's address.
+pub fn authorize(
+    ctx: &ShardCtx,
+    who: Principal,
+    ip: std::net::IpAddr,
+    note: &Note,
+) -> Result<(), Error> {
+    let policy = &ctx.shared.policy;
     let catalog = ctx.shared.catalog.load();
     if catalog.views.get(who.role as usize).is_some_and(|v| !v.any) {
         note.set(|f| {
             f.event = Some("denied");
             f.reason = Some("the role may use nothing on this gateway".into());
         });
-        let e = Error::downstream(
+        return Err(Error::downstream(
             ErrorKind::NoAccess,
             format!(
                 "Forbidden: role {:?} may use nothing on this gateway",
                 policy.role_name(who.role)
             ),
-        );
-        return Err(error_response(&e, None, None));
+        ));
     }
-    if let Err(wait) = policy.charge(&who, peer.ip()) {
+    if let Err(wait) = policy.charge(&who, ip) {
         note.set(|f| {
             f.event = Some("denied");
             f.reason = Some("rate limited".into());
         });
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let e = Error::downstream(
+        // Whole milliseconds rounded up, so `Retry-After` (seconds, rounded up) never says too early.
+        let ms = wait.as_nanos().div_ceil(1_000_000) as u64;
+        return Err(Error::downstream(
             ErrorKind::RateLimited,
             format!("Too Many Requests: retry after {secs} s"),
         )
-        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 }));
-        return Err(error_response(&e, None, None).header("Retry-After", secs.max(1).to_string()));
+        .with_data(&json!({ "retryAfterMs": ms })));
     }
-    Ok(who)
+    Ok(())
 }
 
 fn health(ctx: &ShardCtx) -> Response {
@@ -331,7 +372,7 @@ async fn post(
 }
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
-fn modern_claim(frame: &Frame) -> Option<String> {
+pub fn modern_claim(frame: &Frame) -> Option<String> {
     let meta = frame.meta_raw()?;
     let v = sonic_rs::get(meta, [META_VERSION]).ok()?;
     Some(
@@ -339,6 +380,30 @@ fn modern_claim(frame: &Frame) -> Option<String> {
             .map(str::to_owned)
             .unwrap_or_else(|| v.as_raw_str().to_owned()),
     )
+}
+
+/// A 2026-07-28 claim of a version the gateway does not speak (any transport).
+pub fn unsupported_version(claim: &str) -> Option<Error> {
+    (claim != MODERN_VERSION).then(|| {
+        Error::downstream(
+            ErrorKind::UnsupportedVersion,
+            "Unsupported protocol version",
+        )
+        .with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}))
+    })
+}
+
+/// A 2026-07-28 request whose `_meta` lacks the client capabilities (any transport).
+pub fn missing_capabilities(frame: &Frame) -> Option<Error> {
+    frame
+        .meta_raw()
+        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
+        .then(|| {
+            Error::downstream(
+                ErrorKind::MalformedEnvelope,
+                format!("params._meta lacks the required {META_CAPS}"),
+            )
+        })
 }
 
 async fn modern(
@@ -363,12 +428,7 @@ async fn modern(
             return error_response(&e, id, era);
         }
     }
-    if claim != MODERN_VERSION {
-        let e = Error::downstream(
-            ErrorKind::UnsupportedVersion,
-            "Unsupported protocol version",
-        )
-        .with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}));
+    if let Some(e) = unsupported_version(&claim) {
         return error_response(&e, id, era);
     }
     if frame.kind == Kind::Notification {
@@ -384,14 +444,7 @@ async fn modern(
             era,
         );
     }
-    if frame
-        .meta_raw()
-        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
-    {
-        let e = Error::downstream(
-            ErrorKind::MalformedEnvelope,
-            format!("params._meta lacks the required {META_CAPS}"),
-        );
+    if let Some(e) = missing_capabilities(frame) {
         return error_response(&e, id, era);
     }
     // The standard headers must be present and agree with the body.
@@ -449,26 +502,38 @@ async fn modern(
 
 fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Response {
     let id = frame.id_raw();
+    match initialize_session(ctx, frame, who, note) {
+        Ok((session, result)) => {
+            let body = dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
+            Response::json(200, body).header("Mcp-Session-Id", session.id.to_string())
+        }
+        Err(e) => error_response(&e, id, None),
+    }
+}
+
+/// A legacy `initialize` (on any front): the version negotiated, a new session, and the result
+/// (version, merged capabilities, serverInfo, instructions).
+pub fn initialize_session(
+    ctx: &ShardCtx,
+    frame: &Frame,
+    who: Principal,
+    note: &Note,
+) -> Result<(Arc<Session>, Value), Error> {
     if frame.kind != Kind::Request {
-        return error_response(
-            &Error::downstream(ErrorKind::InvalidRequest, "initialize must be a request"),
-            id,
-            None,
-        );
+        return Err(Error::downstream(
+            ErrorKind::InvalidRequest,
+            "initialize must be a request",
+        ));
     }
     let params: Value = frame
         .params_raw()
         .and_then(|p| serde_json::from_slice(p).ok())
         .unwrap_or(Value::Null);
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        return error_response(
-            &Error::downstream(
-                ErrorKind::InvalidParams,
-                "initialize needs params.protocolVersion",
-            ),
-            id,
-            None,
-        );
+        return Err(Error::downstream(
+            ErrorKind::InvalidParams,
+            "initialize needs params.protocolVersion",
+        ));
     };
     let version = if LEGACY_VERSIONS.contains(&requested) {
         requested
@@ -493,8 +558,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Res
     if let Some(i) = &catalog.instructions {
         result["instructions"] = i.clone().into();
     }
-    let body = dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
-    Response::json(200, body).header("Mcp-Session-Id", session.id.to_string())
+    Ok((session, result))
 }
 
 pub fn server_info(ctx: &ShardCtx) -> Value {

@@ -65,6 +65,8 @@ pub struct Policy {
     verifier: Option<flume::Sender<VerifyJob>>,
     /// Client networks allowed to connect; empty = any.
     pub networks: Vec<cidr::Cidr>,
+    /// `auth.stdio_role`: the role of a stdio client that presents no key.
+    pub stdio_role: Option<u16>,
 }
 
 fn now_unix() -> u64 {
@@ -106,6 +108,13 @@ impl Policy {
                 revoked: k.revoked,
             });
         }
+        let stdio_role = match &config.auth.stdio_role {
+            Some(r) => Some(
+                role_of(r.get_ref())
+                    .ok_or_else(|| format!("auth.stdio_role: unknown role {:?}", r.get_ref()))?,
+            ),
+            None => None,
+        };
         let auth_required = !keys.is_empty();
         let listen = config.gateway.listen_addr();
         if !auth_required && !listen.ip().is_loopback() && !config.auth.allow_unauthenticated {
@@ -142,6 +151,7 @@ impl Policy {
                 .iter()
                 .filter_map(|n| cidr::Cidr::parse(n))
                 .collect(),
+            stdio_role,
         })
     }
 

@@ -137,9 +137,11 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
             Ok((hs, lists)) => {
                 tracing::info!(server = %up.name, era = %hs.version, tools = lists.tools.len(), prompts = lists.prompts.len(), resources = lists.resources.len(), "upstream ready");
                 st.lists.borrow_mut()[i] = Some(lists);
-                // Ready only once its lists are published, so /health "ready" means callable.
-                up.set_ready(hs);
+                // Ready only once its lists are published, so /health "ready" (and the stdio
+                // front's start gate) means callable.
+                up.remember_handshake(hs.clone());
                 publish(&st);
+                up.set_ready(hs);
                 break;
             }
             Err(e) => {
