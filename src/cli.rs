@@ -22,14 +22,8 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        env = "SWITCHYARD_CONFIG",
-        default_value = "config/switchyard.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigFile,
     /// Override `gateway.listen` (host:port).
     #[arg(long)]
     pub listen: Option<String>,
@@ -38,8 +32,9 @@ pub struct RunArgs {
     pub shards: Option<usize>,
 }
 
+/// `--config`, shared by the commands that load one.
 #[derive(clap::Args, Debug, Clone)]
-pub struct StdioArgs {
+pub struct ConfigFile {
     /// Configuration file.
     #[arg(
         long,
@@ -58,7 +53,7 @@ pub enum Command {
     Check(RunArgs),
     /// Serve one MCP client on stdin/stdout (how desktop clients run a local server), with no
     /// listener. With API keys configured, the key comes from SWITCHYARD_API_KEY.
-    Stdio(StdioArgs),
+    Stdio(ConfigFile),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -120,7 +115,7 @@ pub fn keys_new(role: &str, description: &str, expires: Option<&str>) -> Result<
 
 /// Load the config with command-line overrides applied.
 pub fn load(args: &RunArgs) -> Result<Config, String> {
-    let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let mut config = Config::load(&args.file.config).map_err(|e| e.to_string())?;
     if let Some(l) = &args.listen {
         if l.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("--listen {l:?} is not host:port"));

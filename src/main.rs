@@ -87,8 +87,18 @@ fn init_logging() {
         .init();
 }
 
+/// SIGINT and SIGTERM, caught from here on: installed before any thread starts so only the waiting
+/// thread sees them.
+fn stop_signals() -> Result<signal_hook::iterator::Signals, ExitCode> {
+    signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| {
+            eprintln!("cannot install signal handlers: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// `switchyard stdio`: one client on stdin/stdout; ends when stdin closes or on SIGINT/SIGTERM.
-fn stdio(args: &cli::StdioArgs) -> ExitCode {
+fn stdio(args: &cli::ConfigFile) -> ExitCode {
     let config = match switchyard::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -97,16 +107,9 @@ fn stdio(args: &cli::StdioArgs) -> ExitCode {
         }
     };
     let (stop_tx, stop_rx) = flume::bounded(1);
-    // Block the stop signals before any thread starts so only the waiting thread sees them.
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
+    let mut signals = match stop_signals() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let waiter = std::thread::Builder::new()
         .name("switchyard-signals".into())
@@ -140,16 +143,9 @@ fn run(args: &cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Block the stop signals before any thread starts so only the waiting thread sees them.
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
+    let mut signals = match stop_signals() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let gateway = match switchyard::shard::Gateway::start(config) {
         Ok(g) => g,

@@ -193,6 +193,13 @@ fn modern_meta() -> Value {
     json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}})
 }
 
+fn tool_names(list: &Value) -> Vec<&str> {
+    list["result"]["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 fn text_of(v: &Value) -> String {
     v["result"]["content"][0]["text"]
         .as_str()
@@ -227,10 +234,7 @@ fn both_eras_on_one_process_and_only_json_rpc_on_stdout() {
         -32600
     );
     let tools = s.request(3, "tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+    let names = tool_names(&tools);
     assert!(names.contains(&"util__echo"), "{names:?}");
     assert!(names.contains(&"notes__add_note"), "{names:?}");
     let echo = s.request(
@@ -401,10 +405,7 @@ fn keys_come_from_the_environment_and_policy_and_audit_apply() {
     let mut s = start("reader", &secured(""), &[("SWITCHYARD_API_KEY", READER)]);
     s.initialize();
     let tools = s.request(2, "tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+    let names = tool_names(&tools);
     assert!(names.contains(&"util__echo"), "{names:?}");
     assert!(!names.contains(&"notes__delete_note"), "{names:?}");
     let blocked = s.request(
@@ -438,10 +439,7 @@ fn keys_come_from_the_environment_and_policy_and_audit_apply() {
     let mut s = start("role", &secured("stdio_role = \"reader\""), &[]);
     s.initialize();
     let tools = s.request(2, "tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+    let names = tool_names(&tools);
     assert!(
         names.contains(&"util__echo") && !names.contains(&"util__add"),
         "{names:?}"
