@@ -928,7 +928,7 @@ fn prose(rng: &mut Rng, words: usize) -> String {
             }
         }
         let w = rng.pick(WORDS);
-        if rng.next() % 29 == 0 {
+        if rng.next().is_multiple_of(29) {
             s.push_str("\\\"");
             s.push_str(w);
             s.push_str("\\\"");
@@ -1006,7 +1006,7 @@ fn tool_json(
         prose(rng, desc_words),
         req.join(","),
         prose(rng, 3),
-        idx % 2 == 0
+        idx.is_multiple_of(2)
     )
 }
 

@@ -5,6 +5,9 @@
 //! tool catalog is its first 1,000 tools. Queries: the 405 of `tests/data/routing/queries.jsonl`,
 //! one per iteration, in turn.
 //!
+//! `hybrid_no_cover` is hybrid without the second stage's query coverage: the same run's baseline
+//! for what that signal costs.
+//!
 //! Besides criterion's per-iteration estimate (a mean over a sample of queries), the bench prints
 //! the per-query p50/p99 of one timed pass per configuration, and the time the builder thread takes
 //! to publish a 10,000-tool index.
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use switchyard::router::eval::{load_queries, Catalog};
 use switchyard::router::{
-    IndexBuilder, IndexConfig, RouterHandle, RouterIndex, SearchOptions, Strategy, ToolDoc,
+    IndexBuilder, IndexConfig, RerankWeights, RouterHandle, RouterIndex, SearchOptions, Strategy,
+    ToolDoc,
 };
 
 #[global_allocator]
@@ -80,6 +84,31 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
+        // The same run's baseline for the second stage's query coverage: hybrid without it (the
+        // default before 2026-11-25).
+        let baseline = IndexConfig {
+            rerank: RerankWeights {
+                cover: 0.0,
+                head: 0.0,
+                ..config.rerank
+            },
+            ..config
+        };
+        let index = RouterIndex::build(1, &docs[..size.min(docs.len())], baseline);
+        let opts = SearchOptions {
+            strategy: Strategy::Hybrid,
+            top_k: 5,
+            min_score: 0.0,
+        };
+        let (p50, p99) = percentiles(&index, &queries, &opts);
+        eprintln!("query_{size}/hybrid_no_cover: per-query p50 {p50:.1} µs, p99 {p99:.1} µs");
+        let mut i = 0usize;
+        group.bench_function(BenchmarkId::from_parameter("hybrid_no_cover"), |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                black_box(index.search_with(&queries[i], &opts, |t| t % 7 != 3))
+            })
+        });
         group.finish();
     }
 

@@ -65,8 +65,9 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The JSON-RPC error code. -32700..-32600 are JSON-RPC's own; -32002 is MCP's resource not found;
-    /// -32020/-32022 are the 2026-07-28 transport codes; the gateway's own codes live in -32050..-32059
-    /// so they collide with neither.
+    /// -32020..-32022 are the 2026-07-28 transport codes. The gateway's own codes live in
+    /// -31050..-31059, outside JSON-RPC's reserved -32768..-32000: 2026-07-28 reserves -32020..-32099
+    /// for the spec and forbids implementations other codes there.
     pub fn rpc_code(self) -> i32 {
         match self {
             ErrorKind::Parse => -32700,
@@ -84,13 +85,13 @@ impl ErrorKind {
             ErrorKind::ResourceNotFound => -32002,
             ErrorKind::HeaderMismatch => -32020,
             ErrorKind::UnsupportedVersion => -32022,
-            ErrorKind::UpstreamUnavailable => -32050,
-            ErrorKind::UpstreamTimeout => -32051,
-            ErrorKind::UpstreamProtocol => -32052,
-            ErrorKind::ShuttingDown => -32053,
-            ErrorKind::Unauthorized => -32054,
-            ErrorKind::NoAccess => -32055,
-            ErrorKind::RateLimited => -32056,
+            ErrorKind::UpstreamUnavailable => -31050,
+            ErrorKind::UpstreamTimeout => -31051,
+            ErrorKind::UpstreamProtocol => -31052,
+            ErrorKind::ShuttingDown => -31053,
+            ErrorKind::Unauthorized => -31054,
+            ErrorKind::NoAccess => -31055,
+            ErrorKind::RateLimited => -31056,
             ErrorKind::Internal => -32603,
         }
     }
@@ -212,7 +213,7 @@ mod tests {
         let body = e.to_jsonrpc(Some(b"7"));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["id"], 7);
-        assert_eq!(v["error"]["code"], -32050);
+        assert_eq!(v["error"]["code"], -31050);
         assert_eq!(v["error"]["message"], "server \"web\" is down");
         assert_eq!(e.http_status(), 502);
         assert!(e.retryable);

@@ -10,7 +10,8 @@
 //! - `mcp`: both protocol eras on one endpoint (or on stdin/stdout), legacy sessions, the method
 //!   handlers.
 //! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
-//! - `policy`: API keys (hashed), roles and globs compiled to visibility sets, the GCRA limiter.
+//! - `policy`: API keys (hashed), OAuth bearer tokens (JWT), roles and globs compiled to visibility
+//!   sets, the GCRA limiter, CORS; a snapshot swapped whole on reload (SIGHUP).
 //! - `router`: tool search by intent (n-gram + BM25 indexes, built off-core), `route-eval`.
 //! - `audit`: one JSON line per request, queued per shard, written and fsynced by its own thread.
 //! - `catalog`: merged tools/prompts/resources under collision-free names, published as a snapshot.

@@ -87,18 +87,23 @@ fn init_logging() {
         .init();
 }
 
-/// SIGINT and SIGTERM, caught from here on: installed before any thread starts so only the waiting
-/// thread sees them.
-fn stop_signals() -> Result<signal_hook::iterator::Signals, ExitCode> {
-    signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .map_err(|e| {
-            eprintln!("cannot install signal handlers: {e}");
-            ExitCode::FAILURE
-        })
+/// SIGINT, SIGTERM (stop) and SIGHUP (reload `[auth]` and `[roles]`), caught from here on:
+/// installed before any thread starts so only the waiting thread sees them.
+fn signals() -> Result<signal_hook::iterator::Signals, ExitCode> {
+    signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| {
+        eprintln!("cannot install signal handlers: {e}");
+        ExitCode::FAILURE
+    })
 }
 
-/// `switchyard stdio`: one client on stdin/stdout; ends when stdin closes or on SIGINT/SIGTERM.
+/// `switchyard stdio`: one client on stdin/stdout; ends when stdin closes or at SIGINT/SIGTERM.
 fn stdio(args: &cli::ConfigFile) -> ExitCode {
+    use switchyard::mcp::stdio_front::{self, Control};
     let config = match switchyard::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -106,27 +111,41 @@ fn stdio(args: &cli::ConfigFile) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (stop_tx, stop_rx) = flume::bounded(1);
-    let mut signals = match stop_signals() {
+    let mut signals = match signals() {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let (control_tx, control_rx) = flume::unbounded();
+    let path = args.config.clone();
     let waiter = std::thread::Builder::new()
         .name("switchyard-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "stopping");
-                let _ = stop_tx.send(());
+            for sig in signals.forever() {
+                let msg = if sig == signal_hook::consts::SIGHUP {
+                    match switchyard::config::Config::load(&path) {
+                        Ok(c) => Control::Reload(Box::new(c)),
+                        Err(e) => {
+                            tracing::error!("reload refused, the previous policy stays: {e}");
+                            continue;
+                        }
+                    }
+                } else {
+                    tracing::info!(signal = sig, "stopping");
+                    Control::Stop
+                };
+                if control_tx.send(msg).is_err() {
+                    return;
+                }
             }
         });
     if let Err(e) = waiter {
         eprintln!("cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let key = std::env::var(switchyard::mcp::stdio_front::KEY_VAR)
+    let key = std::env::var(stdio_front::KEY_VAR)
         .ok()
         .filter(|k| !k.trim().is_empty());
-    match switchyard::mcp::stdio_front::serve(config, key, stop_rx) {
+    match stdio_front::serve(config, key, control_rx) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("switchyard stdio: {e}");
@@ -143,7 +162,7 @@ fn run(args: &cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match stop_signals() {
+    let mut signals = match signals() {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -154,8 +173,21 @@ fn run(args: &cli::RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            // Keys (and keys_file), tokens and roles are read again; a bad file keeps the old ones.
+            match cli::load(args).and_then(|c| gateway.reload_auth(&c)) {
+                Ok(r) => tracing::info!(
+                    keys = r.keys,
+                    rules_changed = r.rules_changed,
+                    "reloaded [auth] and [roles]"
+                ),
+                Err(e) => tracing::error!("reload refused, the previous policy stays: {e}"),
+            }
+            continue;
+        }
         tracing::info!(signal = sig, "stopping: draining in-flight requests");
+        break;
     }
     gateway.stop();
     ExitCode::SUCCESS

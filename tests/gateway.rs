@@ -139,7 +139,7 @@ fn a_dead_server_is_named_in_the_error_and_the_others_still_work() {
         &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"broken__anything","arguments":{}}}),
     );
     assert!(started.elapsed() < Duration::from_secs(5), "no hang");
-    assert_eq!((s, v["error"]["code"].as_i64()), (502, Some(-32050)), "{v}");
+    assert_eq!((s, v["error"]["code"].as_i64()), (502, Some(-31050)), "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

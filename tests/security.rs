@@ -105,7 +105,7 @@ fn every_branch_of_the_request_flow() {
         let (s, h, v) = call(&gw, key, "tools/list", None, json!({}));
         assert_eq!(
             (s, v["error"]["code"].as_i64()),
-            (401, Some(-32054)),
+            (401, Some(-31054)),
             "{key:?}: {v}"
         );
         assert!(
@@ -143,7 +143,7 @@ fn every_branch_of_the_request_flow() {
 
     // 403: a valid key whose role may use nothing.
     let (s, _, v) = call(&gw, Some(NOTHING), "tools/list", None, json!({}));
-    assert_eq!((s, v["error"]["code"].as_i64()), (403, Some(-32055)), "{v}");
+    assert_eq!((s, v["error"]["code"].as_i64()), (403, Some(-31055)), "{v}");
     let a = last_line(&audit);
     assert_eq!(
         (
@@ -291,7 +291,7 @@ fn over_the_rate_is_429_with_retry_after() {
     for _ in 0..12 {
         let (s, h, v) = call(&gw, Some(READER), "tools/list", None, json!({}));
         if s == 429 {
-            assert_eq!(v["error"]["code"], -32056, "{v}");
+            assert_eq!(v["error"]["code"], -31056, "{v}");
             let a = last_line(&audit);
             assert_eq!(
                 (a["event"].as_str(), a["status"].as_u64()),

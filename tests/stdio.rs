@@ -427,7 +427,7 @@ fn keys_come_from_the_environment_and_policy_and_audit_apply() {
     let mut limited = None;
     for id in 10..30 {
         let v = s.request(id, "ping", json!({}));
-        if v["error"]["code"] == -32056 {
+        if v["error"]["code"] == -31056 {
             limited = Some(v);
             break;
         }
@@ -447,7 +447,7 @@ fn keys_come_from_the_environment_and_policy_and_audit_apply() {
 }
 
 #[test]
-fn a_legacy_client_hears_when_its_lists_change() {
+fn list_changes_reach_the_session_and_a_listen_request() {
     // A server that is `util` on its first start and `notes` after a restart.
     let (flag_dir, flag) = temp_dir("flag");
     let flag = flag.join("started-once");
@@ -459,34 +459,78 @@ fn a_legacy_client_hears_when_its_lists_change() {
     s.initialize();
     let tools = s.request(2, "tools/list", json!({}));
     assert!(tools.to_string().contains("x__echo"), "{tools}");
+    // A 2026-07-28 listen on the same process: acknowledged at once, open until cancelled.
+    s.send(
+        &json!({"jsonrpc":"2.0","id":"sub","method":"subscriptions/listen","params":{
+        "notifications":{"toolsListChanged":true},"_meta": modern_meta()}}),
+    );
+    let ack = s
+        .next(Duration::from_secs(10))
+        .expect("the acknowledgement");
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub"
+    );
     let children = s.children();
     assert_eq!(children.len(), 1);
     // Safety: killing the gateway's child, which we just read from its /proc entry.
     unsafe { libc::kill(children[0] as libc::pid_t, libc::SIGKILL) };
-    let mut heard = Vec::new();
+    let mut heard: Vec<(String, Value)> = Vec::new();
+    let told = |heard: &[(String, Value)], method: &str, sub: &Value| {
+        heard.iter().any(|(m, s)| m == method && s == sub)
+    };
+    let tools_changed = "notifications/tools/list_changed";
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(v) = s.next(Duration::from_millis(200)) {
-            heard.push(v["method"].as_str().unwrap_or_default().to_owned());
-            let told = |n: &str| heard.iter().any(|m| m == n);
-            if told("notifications/tools/list_changed")
-                && told("notifications/prompts/list_changed")
+            let sub = v["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone();
+            heard.push((v["method"].as_str().unwrap_or_default().to_owned(), sub));
+            if told(&heard, tools_changed, &Value::Null)
+                && told(&heard, "notifications/prompts/list_changed", &Value::Null)
+                && told(&heard, tools_changed, &json!("sub"))
             {
                 break;
             }
         }
     }
     assert!(
-        heard
-            .iter()
-            .any(|m| m == "notifications/tools/list_changed"),
-        "{heard:?}\n{}",
+        told(&heard, tools_changed, &Value::Null),
+        "the session: {heard:?}\n{}",
         s.stderr()
     );
-    assert!(heard
-        .iter()
-        .any(|m| m == "notifications/prompts/list_changed"));
+    assert!(told(
+        &heard,
+        "notifications/prompts/list_changed",
+        &Value::Null
+    ));
+    assert!(
+        told(&heard, tools_changed, &json!("sub")),
+        "the listen: {heard:?}"
+    );
+    // Only what the listen asked for reaches it.
+    assert!(!told(
+        &heard,
+        "notifications/prompts/list_changed",
+        &json!("sub")
+    ));
     let tools = s.request(3, "tools/list", json!({}));
     assert!(tools.to_string().contains("x__add_note"), "{tools}");
+    // A standing listen does not hold the exit up (requests get a 10 s drain; this is not one),
+    // and ends without an answer.
+    let closed = Instant::now();
+    s.close_stdin();
+    assert!(s.exit(Duration::from_secs(10)).success());
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closed.elapsed()
+    );
+    while let Some(v) = s.next(Duration::from_millis(100)) {
+        assert_ne!(v["id"], "sub", "the listen was answered: {v}");
+    }
     drop(flag_dir);
 }

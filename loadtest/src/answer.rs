@@ -238,10 +238,10 @@ mod tests {
         );
         let rpc = br#"{"jsonrpc":"2.0","id":42,"error":{"code":-32602,"message":"unknown tool"}}"#;
         assert_eq!(classify(200, false, rpc, CALL), Err(ErrorKind::Rpc(-32602)));
-        let gw = br#"{"jsonrpc":"2.0","id":42,"error":{"code":-32050,"message":"upstream down"}}"#;
+        let gw = br#"{"jsonrpc":"2.0","id":42,"error":{"code":-31050,"message":"upstream down"}}"#;
         assert_eq!(
             classify(502, false, gw, CALL),
-            Err(ErrorKind::HttpRpc(502, -32050))
+            Err(ErrorKind::HttpRpc(502, -31050))
         );
         assert_eq!(
             classify(503, false, b"busy", CALL),

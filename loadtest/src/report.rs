@@ -254,7 +254,7 @@ mod tests {
             ..Totals::default()
         };
         totals.errors.insert(ErrorKind::Timeout, 1);
-        totals.errors.insert(ErrorKind::HttpRpc(502, -32050), 1);
+        totals.errors.insert(ErrorKind::HttpRpc(502, -31050), 1);
         for us in 1..=100 {
             totals.latency.record_us(us * 10);
         }
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(v["requests"], 100);
         assert_eq!(v["errors"], 2);
         assert_eq!(v["errors_by_kind"]["timeout"], 1);
-        assert_eq!(v["errors_by_kind"]["http_502/jsonrpc_-32050"], 1);
+        assert_eq!(v["errors_by_kind"]["http_502/jsonrpc_-31050"], 1);
         assert_eq!(v["throughput_rps"], 49.0);
         for k in ["p50", "p90", "p99", "p999", "max"] {
             assert!(v["latency_us"][k].is_u64(), "{k}");

@@ -1,4 +1,4 @@
-//! The audit log: one JSON line per request (time, event, key id, role, session, method, server,
+//! The audit log: one JSON line per request (time, event, key id or token subject, role, session, method, server,
 //! tool, status, JSON-RPC code, duration, bytes, trace id, reason) — never argument or result
 //! contents.
 //!
@@ -30,6 +30,8 @@ pub struct Fields {
     /// `request` unless a phase says otherwise (`denied`, `blocked`).
     pub event: Option<&'static str>,
     pub key: Option<String>,
+    /// The `sub` of a bearer token (OAuth).
+    pub subject: Option<String>,
     pub role: Option<String>,
     pub session: Option<String>,
     pub method: Option<String>,
@@ -76,6 +78,7 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
         }
     };
     opt("key", &f.key);
+    opt("subject", &f.subject);
     opt("role", &f.role);
     opt("session", &f.session);
     opt("method", &f.method);

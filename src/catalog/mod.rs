@@ -399,6 +399,52 @@ impl Catalog {
 
     /// The owner of a resource URI: listed URIs, then the `<server>+<uri>` form, then templates, then
     /// the only resource server.
+    /// Per role, which of `kinds` it sees at least one entry of from `upstream` (`mcp::listen` bits).
+    pub fn roles_seeing(&self, upstream: u16, kinds: u8) -> Vec<u8> {
+        use crate::mcp::listen::{PROMPTS, RESOURCES, TOOLS};
+        self.views
+            .iter()
+            .map(|v| {
+                let mut bits = 0;
+                if kinds & TOOLS != 0
+                    && self
+                        .tool_upstream
+                        .iter()
+                        .enumerate()
+                        .any(|(i, u)| *u == upstream && v.tools.get(i as u32))
+                {
+                    bits |= TOOLS;
+                }
+                if kinds & PROMPTS != 0
+                    && self
+                        .prompts
+                        .values()
+                        .any(|r| r.upstream == upstream && v.prompts.get(r.index))
+                {
+                    bits |= PROMPTS;
+                }
+                if kinds & RESOURCES != 0
+                    && self
+                        .resources
+                        .values()
+                        .any(|r| r.upstream == upstream && v.resources.get(r.index))
+                {
+                    bits |= RESOURCES;
+                }
+                bits
+            })
+            .collect()
+    }
+
+    /// The public URI of `upstream`'s resource `uri` (it differs when another server listed the same
+    /// URI first); `None` for a URI that is not listed.
+    pub fn public_uri(&self, upstream: u16, uri: &str) -> Option<String> {
+        self.resources
+            .iter()
+            .find(|(_, r)| r.upstream == upstream && &*r.original == uri)
+            .map(|(public, _)| public.to_string())
+    }
+
     pub fn resource_route(&self, uri: &str) -> Option<Route> {
         if let Some(r) = self.resources.get(uri) {
             return Some(r.clone());
@@ -434,13 +480,14 @@ impl Catalog {
 /// `subscribe` are not offered until the gateway relays those notifications.
 fn merged_capabilities(parts: &[Part<'_>]) -> Value {
     let has = |c: &str| parts.iter().any(|p| p.handshake.has_capability(c));
+    // The gateway tells clients of list changes itself (GET streams, listen streams).
     let mut caps = Map::new();
-    caps.insert("tools".into(), json!({}));
+    caps.insert("tools".into(), json!({ "listChanged": true }));
     if has("prompts") {
-        caps.insert("prompts".into(), json!({}));
+        caps.insert("prompts".into(), json!({ "listChanged": true }));
     }
     if has("resources") {
-        caps.insert("resources".into(), json!({}));
+        caps.insert("resources".into(), json!({ "listChanged": true }));
     }
     if has("completions") {
         caps.insert("completions".into(), json!({}));

@@ -161,7 +161,8 @@ mod tests {
             ("n".to_owned(), "7".to_owned()),
         ];
         assert!(check(&a, &args, &bad_b64).is_err());
-        assert_eq!(header_value(&args, &a[0]).as_deref(), Some("eu-west"));
+        let region = a.iter().find(|p| p.name == "Region").unwrap();
+        assert_eq!(header_value(&args, region).as_deref(), Some("eu-west"));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Auth {
     /// Sustained requests per second per client IP for requests without a key (0 = no limit).
     pub ip_rate_per_s: f64,
     pub ip_burst: u32,
+    /// OAuth 2.1 bearer tokens (JWTs), accepted alongside API keys.
+    pub oauth: Option<OAuth>,
 }
 
 impl Default for Auth {
@@ -33,7 +35,116 @@ impl Default for Auth {
             stdio_role: None,
             ip_rate_per_s: 0.0,
             ip_burst: 50,
+            oauth: None,
         }
+    }
+}
+
+/// The gateway as an OAuth 2.1 resource server: it accepts JWT access tokens that one issuer signed
+/// for this gateway's audience and maps their scopes (or a claim) to a role.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth {
+    /// The `iss` every token must carry: the authorization server's issuer identifier.
+    pub issuer: String,
+    /// Accepted `aud` values (a string or a list); default: `resource`.
+    #[serde(default)]
+    pub audience: OneOrMany,
+    /// This gateway's canonical resource URI (e.g. `https://mcp.example.com/mcp`), as clients name
+    /// it to the authorization server; default: `http(s)://<Host header>/mcp` per request.
+    pub resource: Option<String>,
+    /// Where clients get tokens, for the protected resource metadata; default: `[issuer]`.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// The issuer's keys as a JWKS file (relative to the config's folder) …
+    pub jwks_file: Option<String>,
+    /// … or fetched from this URL (http or https) on a background thread.
+    pub jwks_url: Option<String>,
+    /// PEM roots to trust for an https `jwks_url` instead of the public web PKI.
+    pub jwks_ca_file: Option<String>,
+    /// How often the JWKS is fetched (or the file re-read).
+    #[serde(default = "jwks_refresh_s")]
+    pub jwks_refresh_s: u64,
+    /// A token naming an unknown `kid` triggers a fetch, at most once per this many seconds.
+    #[serde(default = "jwks_min_refetch_s")]
+    pub jwks_min_refetch_s: u64,
+    /// Accepted signature algorithms; HS* and `none` are refused.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "leeway_s")]
+    pub leeway_s: u64,
+    /// A claim whose value (a string or a list) names the role, through `roles` when listed there,
+    /// else directly; default: the scopes (`scope`, or `scp`) through `roles`.
+    pub role_claim: Option<String>,
+    /// Scope (or `role_claim` value) → role name. When a token carries several, the entry listed
+    /// first here wins.
+    #[serde(default)]
+    pub roles: RoleMap,
+    /// Scopes advertised in the metadata and in challenges; default: the keys of `roles`.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+fn jwks_refresh_s() -> u64 {
+    300
+}
+
+fn jwks_min_refetch_s() -> u64 {
+    10
+}
+
+fn leeway_s() -> u64 {
+    60
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(s) => OneOrMany(vec![s]),
+            Raw::Many(v) => OneOrMany(v),
+        })
+    }
+}
+
+/// A table of string → string kept in the order it was written (first listed wins).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoleMap(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RoleMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RoleMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of scope = \"role\"")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RoleMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, String>()? {
+                    out.push((k, v));
+                }
+                Ok(RoleMap(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -98,6 +209,18 @@ impl Default for Role {
     }
 }
 
+impl Role {
+    /// Same globs (what the role sees), whatever the rates.
+    pub fn same_globs(&self, o: &Role) -> bool {
+        self.allowed_tools == o.allowed_tools
+            && self.blocked_tools == o.blocked_tools
+            && self.allowed_prompts == o.allowed_prompts
+            && self.blocked_prompts == o.blocked_prompts
+            && self.allowed_resources == o.allowed_resources
+            && self.blocked_resources == o.blocked_resources
+    }
+}
+
 pub type Roles = BTreeMap<String, Role>;
 
 /// Seconds since the Unix epoch for `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
@@ -145,6 +268,22 @@ mod tests {
         assert_eq!(parse_utc("2026-13-01"), None);
         assert_eq!(parse_utc("2026-11-24T10:00:00"), None);
         assert_eq!(parse_utc("tomorrow"), None);
+    }
+
+    #[test]
+    fn role_map_keeps_the_written_order() {
+        #[derive(Deserialize)]
+        struct T {
+            roles: RoleMap,
+            aud: OneOrMany,
+        }
+        let t: T = toml::from_str(
+            "aud = \"x\"\n[roles]\n\"mcp:write\" = \"writer\"\n\"mcp:admin\" = \"admin\"\n\"a\" = \"reader\"\n",
+        )
+        .unwrap();
+        let keys: Vec<&str> = t.roles.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["mcp:write", "mcp:admin", "a"]);
+        assert_eq!(t.aud.0, ["x"]);
     }
 }
 

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use auth::{parse_utc, Audit, Auth, Durability, KeyEntry, Role, Roles};
+pub use auth::{
+    parse_utc, Audit, Auth, Durability, KeyEntry, OAuth, OneOrMany, Role, RoleMap, Roles,
+};
 pub use expand::expand;
 
 /// A configuration error, already formatted as `file:line: message`.
@@ -517,6 +519,10 @@ impl Config {
                 ));
             }
         }
+        if let Some(o) = &mut auth.oauth {
+            let at = src.find("[auth.oauth").unwrap_or(0);
+            check_oauth(o, path, &raw.roles).map_err(|e| loc.at(at, format!("auth.oauth: {e}")))?;
+        }
         if let Some(r) = &auth.stdio_role {
             if !raw.roles.contains_key(r.get_ref()) {
                 return Err(loc.at(
@@ -615,6 +621,85 @@ fn check_key(loc: &Locator<'_>, k: &Spanned<KeyEntry>, roles: &Roles) -> Result<
     Ok(())
 }
 
+/// Expand and check `[auth.oauth]`: one key source, no symmetric or `none` algorithm, an audience,
+/// roles that exist; files resolved against the config's folder.
+fn check_oauth(o: &mut OAuth, path: &Path, roles: &Roles) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let ex = |s: &str| expand(s, path);
+    o.issuer = ex(&o.issuer)?;
+    if o.issuer.is_empty() {
+        return Err("issuer must not be empty".into());
+    }
+    for v in [&mut o.resource, &mut o.jwks_url]
+        .into_iter()
+        .flatten()
+        .chain(o.audience.0.iter_mut())
+        .chain(o.authorization_servers.iter_mut())
+    {
+        *v = ex(v)?;
+    }
+    for f in [&mut o.jwks_file, &mut o.jwks_ca_file]
+        .into_iter()
+        .flatten()
+    {
+        let e = ex(f)?;
+        *f = if Path::new(&e).is_relative() {
+            dir.join(e).to_string_lossy().into_owned()
+        } else {
+            e
+        };
+    }
+    if let Some(r) = &o.resource {
+        let scheme_ok = r.starts_with("https://") || r.starts_with("http://");
+        if !scheme_ok || r.contains('#') || r.contains('"') {
+            return Err(format!(
+                "resource {r:?} must be an http(s) URI without a fragment"
+            ));
+        }
+        if o.audience.0.is_empty() {
+            o.audience.0.push(r.clone());
+        }
+    }
+    if o.audience.0.is_empty() {
+        return Err("set audience (or resource): tokens must be issued for this gateway".into());
+    }
+    match (&o.jwks_file, &o.jwks_url) {
+        (Some(_), None) => {}
+        (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {}
+        (None, Some(u)) => return Err(format!("jwks_url {u:?} must start with http(s)://")),
+        _ => return Err("give exactly one of jwks_file and jwks_url".into()),
+    }
+    if o.algorithms.is_empty() {
+        return Err("algorithms must name at least one algorithm".into());
+    }
+    for a in &o.algorithms {
+        crate::policy::oauth::parse_algorithm(a)?;
+    }
+    if o.jwks_refresh_s == 0 {
+        return Err("jwks_refresh_s must be > 0".into());
+    }
+    for (scope, role) in &o.roles.0 {
+        if !roles.contains_key(role) {
+            return Err(format!(
+                "roles: {scope:?} maps to an unknown role {role:?} (define [roles.{role}])"
+            ));
+        }
+    }
+    if o.roles.0.is_empty() && o.role_claim.is_none() {
+        return Err("map scopes to roles ([auth.oauth.roles]) or name a role_claim".into());
+    }
+    if o.authorization_servers.is_empty() {
+        o.authorization_servers.push(o.issuer.clone());
+    }
+    if o.scopes_supported.is_empty() && o.role_claim.is_none() {
+        o.scopes_supported = o.roles.0.iter().map(|(s, _)| s.clone()).collect();
+    }
+    Ok(())
+}
+
 /// Bytes allowed in a public tool/prompt name.
 pub fn public_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
@@ -681,5 +766,34 @@ enabled = false
         );
         let e = parse("[gateway]\nshards = -1\n").unwrap_err().0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn oauth_section_is_checked() {
+        let base = "[roles.r]\n[auth.oauth]\nissuer = \"https://as\"\n";
+        let ok = parse(&format!(
+            "{base}resource = \"https://gw/mcp\"\njwks_url = \"https://as/jwks\"\n[auth.oauth.roles]\n\"s\" = \"r\"\n"
+        ))
+        .unwrap();
+        let o = ok.auth.oauth.unwrap();
+        assert_eq!(
+            o.audience.0,
+            ["https://gw/mcp"],
+            "audience defaults to resource"
+        );
+        assert_eq!(o.authorization_servers, ["https://as"]);
+        assert_eq!(o.scopes_supported, ["s"]);
+        for (extra, want) in [
+            ("jwks_url = \"https://as/jwks\"\n", "audience"),
+            ("audience = \"a\"\n", "exactly one of jwks_file and jwks_url"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\nalgorithms = [\"HS256\"]\n", "symmetric"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\nalgorithms = [\"none\"]\n", "is not one of"),
+            ("audience = \"a\"\njwks_url = \"ftp://as/j\"\n", "http(s)"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\n", "map scopes to roles"),
+            ("audience = \"a\"\njwks_url = \"https://as/j\"\n[auth.oauth.roles]\n\"s\" = \"nope\"\n", "unknown role"),
+        ] {
+            let e = parse(&format!("{base}{extra}")).unwrap_err().0;
+            assert!(e.starts_with("t.toml:2:") && e.contains(want), "{want}: {e}");
+        }
     }
 }

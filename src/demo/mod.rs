@@ -58,7 +58,7 @@ pub fn names() -> &'static [&'static str] {
 pub fn run(name: &str, input: impl BufRead, output: impl Write) -> Result<(), DemoError> {
     let server: Box<dyn Server> = match name {
         "notes" => Box::new(notes::Notes::new()),
-        "util" => Box::new(util::Util),
+        "util" => Box::<util::Util>::default(),
         _ => {
             return Err(DemoError::UnknownServer {
                 name: name.to_owned(),
@@ -80,6 +80,8 @@ pub(crate) struct Profile {
     pub(crate) title: &'static str,
     pub(crate) instructions: &'static str,
     pub(crate) tools: bool,
+    /// The tool list can change at run time (announced with `notifications/tools/list_changed`).
+    pub(crate) tools_list_changed: bool,
     pub(crate) resources: bool,
     pub(crate) prompts: bool,
     pub(crate) completions: bool,
@@ -125,6 +127,11 @@ pub(crate) trait Server {
         argument: &str,
         value: &str,
     ) -> Result<Vec<String>, RpcError>;
+    /// Whether the tool list changed since the last call (the session then sends
+    /// `notifications/tools/list_changed` after the response that changed it).
+    fn take_list_changed(&mut self) -> bool {
+        false
+    }
     /// Caching hint for a cacheable method's result.
     fn cache_hint(&self, _method: &str) -> CacheHint {
         CacheHint::STATIC
@@ -159,6 +166,13 @@ impl Session {
             if let Some(response) = self.handle_message(message) {
                 serde_json::to_writer(&mut output, &response).map_err(io::Error::from)?;
                 output.write_all(b"\n")?;
+                output.flush()?;
+            }
+            // After the response, so a client re-listing on the notification sees the change.
+            if self.server.take_list_changed() {
+                output.write_all(
+                    b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n",
+                )?;
                 output.flush()?;
             }
         }
@@ -313,7 +327,10 @@ impl Session {
         let profile = self.server.profile();
         let mut caps = Map::new();
         if profile.tools {
-            caps.insert("tools".into(), json!({ "listChanged": false }));
+            caps.insert(
+                "tools".into(),
+                json!({ "listChanged": profile.tools_list_changed }),
+            );
         }
         if profile.resources {
             caps.insert(

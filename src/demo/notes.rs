@@ -17,6 +17,7 @@ static PROFILE: Profile = Profile {
     instructions: "An in-memory note store: use add_note, list_notes, search_notes, get_note and delete_note, \
                    or read notes://index and notes://note/{id}.",
     tools: true,
+    tools_list_changed: false,
     resources: true,
     prompts: true,
     completions: true,

@@ -138,7 +138,7 @@ fn legacy_initialize_negotiates_versions() {
             assert_eq!(
                 r["capabilities"],
                 json!({
-                    "tools": { "listChanged": false },
+                    "tools": { "listChanged": *name == "util" },
                     "resources": { "subscribe": false, "listChanged": false },
                     "prompts": { "listChanged": false },
                     "completions": {},
@@ -338,7 +338,7 @@ fn modern_discover() {
                 "resultType": "complete",
                 "supportedVersions": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],
                 "capabilities": {
-                    "tools": { "listChanged": false },
+                    "tools": { "listChanged": *name == "util" },
                     "resources": { "subscribe": false, "listChanged": false },
                     "prompts": { "listChanged": false },
                     "completions": {},

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::tests::{call, error_code, first_text, req, result, tool_call};
+use super::tests::{call, error_code, first_text, modern, req, result, session, tool_call};
 
 fn names_of(list: &Value, key: &str) -> Vec<String> {
     list.as_array()
@@ -37,7 +37,8 @@ fn catalogue() {
             "sha256",
             "random_id",
             "sleep_ms",
-            "fail"
+            "fail",
+            "toggle_converter"
         ]
     );
     let add = &tools["tools"][1];
@@ -53,6 +54,9 @@ fn catalogue() {
         10000
     );
     for tool in tools["tools"].as_array().unwrap() {
+        if tool["name"] == "toggle_converter" {
+            continue;
+        }
         assert_eq!(
             tool["annotations"],
             json!({ "readOnlyHint": true, "openWorldHint": false }),
@@ -368,4 +372,78 @@ fn completions() {
         ),
     );
     assert_eq!(error_code(&r), -32602);
+}
+
+/// `toggle_converter` adds `convert_temperature`, announces it after its own response, and a
+/// second toggle takes it away again (calls to it then fail like any unknown tool).
+#[test]
+fn toggle_changes_the_tool_list() {
+    let convert = |id| {
+        req(
+            id,
+            "tools/call",
+            json!({ "name": "convert_temperature", "arguments": { "value": 100, "from": "celsius", "to": "fahrenheit" } }),
+        )
+    };
+    let toggle = |id| req(id, "tools/call", json!({ "name": "toggle_converter" }));
+    let out = session(
+        "util",
+        &[
+            convert(1),
+            toggle(2),
+            req(3, "tools/list", json!({})),
+            convert(4),
+            modern(5, "tools/list", json!({})),
+            toggle(6),
+            req(7, "tools/list", json!({})),
+            convert(8),
+        ],
+    );
+    let listed = |v: &Value| {
+        names_of(&v["result"]["tools"], "name").contains(&"convert_temperature".to_owned())
+    };
+    let note = json!({ "jsonrpc": "2.0", "method": "notifications/tools/list_changed" });
+    assert_eq!(out.len(), 10, "{out:?}");
+    assert_eq!(error_code(&out[0]), -32602);
+    assert_eq!(
+        out[1]["result"]["structuredContent"],
+        json!({ "enabled": true })
+    );
+    assert_eq!(out[2], note);
+    assert!(listed(&out[3]));
+    assert_eq!(
+        out[4]["result"]["structuredContent"],
+        json!({ "value": 212.0 })
+    );
+    assert!(listed(&out[5]));
+    // A list that can change is not cacheable.
+    assert_eq!(out[5]["result"]["ttlMs"], 0);
+    assert_eq!(
+        out[6]["result"]["structuredContent"],
+        json!({ "enabled": false })
+    );
+    assert_eq!(out[7], note);
+    assert!(!listed(&out[8]));
+    assert_eq!(error_code(&out[9]), -32602);
+
+    let on = |args: Value| {
+        session(
+            "util",
+            &[
+                toggle(1),
+                req(
+                    2,
+                    "tools/call",
+                    json!({ "name": "convert_temperature", "arguments": args }),
+                ),
+            ],
+        )
+        .remove(2)
+    };
+    let cold = on(json!({ "value": -500, "from": "celsius", "to": "kelvin" }));
+    assert_eq!(cold["result"]["isError"], true, "{cold}");
+    let bad = on(json!({ "value": 1, "from": "rankine", "to": "kelvin" }));
+    assert_eq!(error_code(&bad), -32602);
+    let k = on(json!({ "value": 32, "from": "fahrenheit", "to": "kelvin" }));
+    assert_eq!(k["result"]["structuredContent"]["value"], 273.15);
 }

@@ -1,5 +1,7 @@
 //! The `util` demo server: stateless utility tools (echo, arithmetic, hashing, ids, sleeping,
-//! deliberate failure), two static resources, two prompts, and completions for prompt arguments.
+//! deliberate failure), two static resources, two prompts, and completions for prompt arguments;
+//! and one demo of a tool list that changes at run time (`toggle_converter` adds or removes
+//! `convert_temperature` and sends `notifications/tools/list_changed`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,15 +13,17 @@ use super::proto::{
     complete_from, hex, object_schema, prompt, prompt_result, resource, structured_result,
     text_contents, text_result, tool, tool_error, Args, Effect, Reference, RpcError,
 };
-use super::{Profile, Server};
+use super::{CacheHint, Profile, Server};
 
 static PROFILE: Profile = Profile {
     name: "util",
     title: "switchyard demo: util",
     instructions:
         "Stateless utilities for testing a gateway: echo, add, word_count, sha256, random_id, \
-                   sleep_ms and fail (which always returns an error result).",
+                   sleep_ms and fail (which always returns an error result); toggle_converter adds or \
+                   removes the convert_temperature tool, to try a changing tool list.",
     tools: true,
+    tools_list_changed: true,
     resources: true,
     prompts: true,
     completions: true,
@@ -47,7 +51,46 @@ const LANGUAGES: &[&str] = &[
     "typescript",
 ];
 
-pub(crate) struct Util;
+/// The tool whose presence `toggle_converter` flips.
+const CONVERTER: &str = "convert_temperature";
+const SCALES: &[&str] = &["celsius", "fahrenheit", "kelvin"];
+
+#[derive(Default)]
+pub(crate) struct Util {
+    /// Whether `convert_temperature` is listed (and callable).
+    converter: bool,
+    /// The tool list changed since the last [`Server::take_list_changed`].
+    list_changed: bool,
+}
+
+/// `value` in `from` as kelvin, then as `to`; `None` below absolute zero.
+fn convert_temperature(value: f64, from: &str, to: &str) -> Option<f64> {
+    let kelvin = match from {
+        "celsius" => value + 273.15,
+        "fahrenheit" => (value - 32.0) * 5.0 / 9.0 + 273.15,
+        _ => value,
+    };
+    if !kelvin.is_finite() || kelvin < 0.0 {
+        return None;
+    }
+    Some(match to {
+        "celsius" => kelvin - 273.15,
+        "fahrenheit" => (kelvin - 273.15) * 9.0 / 5.0 + 32.0,
+        _ => kelvin,
+    })
+}
+
+/// A required string argument that must be one of [`SCALES`].
+fn scale<'a>(args: &Args<'a>, key: &str) -> Result<&'a str, RpcError> {
+    let s = args.str(key)?;
+    if SCALES.contains(&s) {
+        Ok(s)
+    } else {
+        Err(RpcError::invalid_params(format!(
+            "Invalid arguments for tool `{CONVERTER}`: `{key}` must be one of celsius, fahrenheit, kelvin"
+        )))
+    }
+}
 
 fn text_schema(key: &str, description: &str) -> Value {
     object_schema(
@@ -110,7 +153,7 @@ impl Server for Util {
 
     fn tools(&self) -> Vec<Value> {
         let number = |d: &str| json!({ "type": "number", "description": d });
-        vec![
+        let mut tools = vec![
             tool(
                 "echo",
                 "Echo",
@@ -180,7 +223,36 @@ impl Server for Util {
                 None,
                 Effect::ReadOnly,
             ),
-        ]
+            tool(
+                "toggle_converter",
+                "Toggle the converter",
+                "Demo of a changing tool list: adds the convert_temperature tool, or removes it when \
+                 present, and notifies the client that the tool list changed.",
+                object_schema(json!({}), &[]),
+                Some(object_schema(json!({ "enabled": { "type": "boolean" } }), &["enabled"])),
+                Effect::Additive,
+            ),
+        ];
+        if self.converter {
+            let scale = |d: &str| json!({ "type": "string", "enum": SCALES, "description": d });
+            tools.push(tool(
+                CONVERTER,
+                "Convert a temperature",
+                "Convert a temperature between degrees Celsius, Fahrenheit and kelvin. Listed only \
+                 while toggle_converter has it switched on.",
+                object_schema(
+                    json!({
+                        "value": number("The temperature to convert."),
+                        "from": scale("The scale of value."),
+                        "to": scale("The scale to convert to."),
+                    }),
+                    &["value", "from", "to"],
+                ),
+                Some(object_schema(json!({ "value": { "type": "number" } }), &["value"])),
+                Effect::ReadOnly,
+            ));
+        }
+        tools
     }
 
     fn call_tool(&mut self, name: &str, args: &Map<String, Value>) -> Result<Value, RpcError> {
@@ -213,7 +285,34 @@ impl Server for Util {
                 Ok(text_result(format!("slept {ms} ms")))
             }
             "fail" => Ok(tool_error(args.str("message")?)),
+            "toggle_converter" => {
+                self.converter = !self.converter;
+                self.list_changed = true;
+                tracing::info!(enabled = self.converter, "{CONVERTER} toggled");
+                Ok(structured_result(json!({ "enabled": self.converter })))
+            }
+            CONVERTER if self.converter => {
+                let value = args.number("value")?.as_f64().unwrap_or(f64::NAN);
+                let (from, to) = (scale(&args, "from")?, scale(&args, "to")?);
+                Ok(match convert_temperature(value, from, to) {
+                    // Rounded so 100 °C reads 212, not 211.99999999999997.
+                    Some(v) => structured_result(json!({ "value": (v * 1e6).round() / 1e6 })),
+                    None => tool_error(format!("{value} {from} is below absolute zero")),
+                })
+            }
             _ => Err(RpcError::invalid_params(format!("Unknown tool: {name}"))),
+        }
+    }
+
+    fn take_list_changed(&mut self) -> bool {
+        std::mem::take(&mut self.list_changed)
+    }
+
+    fn cache_hint(&self, method: &str) -> CacheHint {
+        // The tool list changes with toggle_converter.
+        match method {
+            "tools/list" => CacheHint::VOLATILE,
+            _ => CacheHint::STATIC,
         }
     }
 
@@ -246,8 +345,9 @@ impl Server for Util {
                 uri,
                 "text/plain",
                 format!(
-                    "switchyard-demo-util {}: a stateless MCP server bundled with switchyard so a gateway can \
-                     be tried with nothing but cargo. Every tool is deterministic except random_id and sleep_ms.\n",
+                    "switchyard-demo-util {}: an MCP server of stateless utilities bundled with switchyard so a \
+                     gateway can be tried with nothing but cargo. Every tool is deterministic except random_id and \
+                     sleep_ms; toggle_converter changes the tool list, to try list_changed.\n",
                     env!("CARGO_PKG_VERSION")
                 ),
             )]),

@@ -313,6 +313,9 @@ pub struct Response {
     pub content_type: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// A standing SSE stream (a GET stream, a listen stream): its messages follow the head until
+    /// it is closed or the client goes.
+    pub stream: Option<std::rc::Rc<crate::mcp::sink::Sink>>,
 }
 
 impl Response {
@@ -322,6 +325,7 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
     }
 
@@ -331,7 +335,15 @@ impl Response {
             content_type: Some("application/json"),
             headers: Vec::new(),
             body,
+            stream: None,
         }
+    }
+
+    /// A standing SSE stream fed by `sink`.
+    pub fn stream(sink: std::rc::Rc<crate::mcp::sink::Sink>) -> Self {
+        let mut r = Response::new(200);
+        r.stream = Some(sink);
+        r
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use sonic_rs::JsonValueTrait;
 
+use super::hold;
 use super::metatool;
 use super::relay::Relay;
 use super::session::Session;
@@ -367,6 +368,13 @@ async fn forward(
         }
         _ => params,
     };
+    // A 2026-07-28 client of a legacy stdio server: questions the server asks mid-call are bridged.
+    if ex.era == ClientEra::Modern
+        && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy)
+        && matches!(up.transport, upstream::Transport::Stdio(_))
+    {
+        return held_call(ctx, ex, up, method, &binding, params).await;
+    }
     let caps = ex
         .session
         .map(|s| s.client_capabilities.to_string())
@@ -387,15 +395,32 @@ async fn forward(
             headers,
             client_caps: caps.as_deref(),
         };
-        let reply = upstream::call_relayed(
+        let tracked = ex
+            .session
+            .map(|s| ctx.calls.track(s.tag(), ex.id(), up.index, id));
+        let relayed = upstream::call_relayed(
             &ctx.lane,
             up,
             method,
             Some(params),
             Some(&route.original),
             &call,
-        )
-        .await?;
+        );
+        let reply = match tracked {
+            // A legacy client may cancel: the call is dropped (the upstream is told).
+            Some(mut t) => {
+                monoio::select! {
+                    r = relayed => r?,
+                    _ = &mut t.stopped => {
+                        return Err(Error::downstream(
+                            ErrorKind::InvalidRequest,
+                            "Request cancelled by the client",
+                        ))
+                    }
+                }
+            }
+            None => relayed.await?,
+        };
         // A legacy client cannot read an InputRequiredResult: the gateway asks it the embedded
         // requests itself and retries upstream with the answers.
         match ex.session {
@@ -429,6 +454,101 @@ async fn forward(
         }
     }
     Ok(relay(ex, &reply))
+}
+
+/// A 2026-07-28 client's call to a legacy stdio server, or its retry with the answer to the
+/// question the server asked (see `hold`).
+async fn held_call(
+    ctx: &ShardCtx,
+    ex: &Exchange<'_>,
+    up: &std::sync::Arc<upstream::Upstream>,
+    method: &str,
+    binding: &state::Binding<'_>,
+    params: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let invalid = |why: &str| Error::downstream(ErrorKind::InvalidParams, why.to_owned());
+    let resumed = sonic_rs::get(params, ["requestState"])
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .and_then(|s| s.strip_prefix(hold::PREFIX).map(str::to_owned));
+    let mut relayer = Relay::new(ctx, ex, up);
+    let step = match resumed {
+        Some(h) => {
+            let (lane, id) = hold::parse(&h).ok_or_else(|| invalid("Invalid requestState"))?;
+            let answer: Value = sonic_rs::get(params, ["inputResponses", hold::KEY])
+                .ok()
+                .and_then(|v| serde_json::from_str(v.as_raw_str()).ok())
+                .ok_or_else(|| invalid("inputResponses.input is required to resume this call"))?;
+            if lane == ctx.index() {
+                hold::resume(ctx, id, answer, &|f| relayer.on_interim(f)).await?
+            } else {
+                let (tx, rx) = flume::bounded(1);
+                let lanes = &ctx.shared.lanes;
+                let sent = lane != 0
+                    && lanes.get(lane as usize).is_some_and(|l| {
+                        l.send(crate::shard::LaneMsg::Resume(hold::Resume {
+                            hold: id,
+                            answer,
+                            reply: tx,
+                        }))
+                        .is_ok()
+                    });
+                if !sent {
+                    return Err(invalid("Invalid requestState"));
+                }
+                let wait = up.request_timeout + std::time::Duration::from_secs(1);
+                monoio::time::timeout(wait, rx.recv_async())
+                    .await
+                    .map_err(|_| {
+                        Error::upstream(ErrorKind::UpstreamTimeout, "held call timed out")
+                    })?
+                    .map_err(|_| Error::internal("the holding shard went away"))??
+            }
+        }
+        None => {
+            let id = ctx.lane.next_id();
+            let mapped = relayer.map_progress(params, id);
+            let params = mapped.as_deref().unwrap_or(params);
+            let upstream::Transport::Stdio(s) = &up.transport else {
+                return Err(Error::internal("held calls are for stdio servers"));
+            };
+            let call = upstream::Call::internal_with_id(id);
+            let waiter = s.send_request(&ctx.lane, up, method, Some(params), &call)?;
+            hold::drive(ctx, up, waiter, &|f| relayer.on_interim(f)).await?
+        }
+    };
+    match step {
+        hold::Step::Reply(f) => Ok(relay(ex, &f)),
+        hold::Step::Ask { hold, request } => {
+            let asked = request.method().unwrap_or_default().into_owned();
+            let needs = match asked.as_str() {
+                "sampling/createMessage" => "sampling",
+                "elicitation/create" => "elicitation",
+                _ => "roots",
+            };
+            let declared = ex.frame.meta_raw().is_some_and(|m| {
+                sonic_rs::get(m, ["io.modelcontextprotocol/clientCapabilities", needs]).is_ok()
+            });
+            if !declared {
+                hold::abandon(ctx, &hold);
+                return Err(Error::downstream(
+                    ErrorKind::MissingCapability,
+                    format!("the server asks for {asked}, which needs the {needs} capability"),
+                )
+                .with_data(&json!({ "requiredCapabilities": { needs: {} } })));
+            }
+            let params: Value = request
+                .params_raw()
+                .and_then(|p| serde_json::from_slice(p).ok())
+                .unwrap_or_else(|| json!({}));
+            let result = json!({
+                "resultType": "input_required",
+                "inputRequests": { hold::KEY: { "method": asked, "params": params } },
+                "requestState": ctx.shared.state_key.seal(binding, &hold),
+            });
+            Ok(result_body(ex.id(), result.to_string().as_bytes()))
+        }
+    }
 }
 
 /// Where `inner` (a slice of `outer`) sits in `outer`.
@@ -620,12 +740,28 @@ async fn subscribe(
     } else {
         None
     };
-    let method = if ex.method == Method::ResourcesSubscribe {
+    let subscribing = ex.method == Method::ResourcesSubscribe;
+    let method = if subscribing {
         "resources/subscribe"
     } else {
         "resources/unsubscribe"
     };
-    forward_renamed(ctx, ex, method, &route, span).await
+    let answer = forward_renamed(ctx, ex, method, &route, span).await?;
+    if let Some(session) = ex.session {
+        // What the session's GET stream will carry.
+        session.subscriptions.rcu(|subs| {
+            let mut subs: Vec<_> = subs
+                .iter()
+                .filter(|(u, original, _)| !(*u == route.upstream && *original == route.original))
+                .cloned()
+                .collect();
+            if subscribing {
+                subs.push((route.upstream, route.original.clone(), uri.as_ref().into()));
+            }
+            subs
+        });
+    }
+    Ok(answer)
 }
 
 /// logging/setLevel reaches every ready upstream that offers logging.

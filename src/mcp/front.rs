@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::has_media_type;
 use crate::http::server::{Head, HttpMethod, Response};
 use crate::jsonrpc::{Frame, FrameError, Kind};
-use crate::policy::Principal;
+use crate::policy::{Credentials, Principal};
 use crate::shard::{LaneMsg, ShardCtx};
 use crate::upstream::handshake::{LEGACY_VERSIONS, META_CAPS, META_VERSION, MODERN_VERSION};
 use crate::upstream::http::decode_header_value;
@@ -34,14 +34,42 @@ pub async fn handle(
     note: &Note,
     sink: &Sink,
 ) -> Response {
+    // CORS headers for a browser origin that passed the Origin check (a refused one got 403);
+    // a streamed answer takes them from the sink, its head being written before the answer exists.
+    let cors_origin = head
+        .origin
+        .as_deref()
+        .filter(|o| origin_allowed(o, &ctx.shared.config.gateway.allowed_origins));
+    if let Some(o) = cors_origin {
+        let extra = crate::policy::cors::decorate(Response::new(200), o).headers;
+        sink.headers.borrow_mut().extend(extra);
+    }
+    let resp = route(ctx, head, body, peer, note, sink).await;
+    match cors_origin {
+        Some(o) => crate::policy::cors::decorate(resp, o),
+        None => resp,
+    }
+}
+
+async fn route(
+    ctx: &ShardCtx,
+    head: &Head,
+    body: Bytes,
+    peer: SocketAddr,
+    note: &Note,
+    sink: &Sink,
+) -> Response {
     match (head.path.as_str(), head.method()) {
         ("/health", HttpMethod::Get | HttpMethod::Head) => health(ctx),
+        (p, HttpMethod::Get) if p.starts_with("/.well-known/oauth-protected-resource") => {
+            resource_metadata(ctx, head)
+        }
         ("/mcp", m) => {
             if let Some(resp) = check_origin(ctx, head) {
                 return resp;
             }
             if m == HttpMethod::Options {
-                return Response::new(204).header("Allow", "GET, POST, DELETE, OPTIONS");
+                return crate::policy::cors::preflight(head.origin.as_deref());
             }
             // W3C trace context: the trace id is the second field of `traceparent`.
             let trace = head
@@ -107,66 +135,77 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
     )
 }
 
-/// The request flow's gates over HTTP: the bearer or `X-API-Key` through `authenticate` and
-/// `authorize`, their refusals as HTTP answers.
+/// The request flow's gates over HTTP: the credentials of the headers through `authenticate` and
+/// `authorize`, a refusal as an HTTP answer with its challenge.
 async fn admit(
     ctx: &ShardCtx,
     head: &Head,
     peer: SocketAddr,
     note: &Note,
 ) -> Result<Principal, Response> {
-    let presented = head
-        .authorization
-        .as_deref()
-        .and_then(|a| {
-            a.strip_prefix("Bearer ")
-                .or_else(|| a.strip_prefix("bearer "))
-        })
-        .or(head.x_api_key.as_deref())
-        .map(str::trim);
-    let admitted = match authenticate(ctx, presented, note).await {
-        Ok(who) => authorize(ctx, who, peer.ip(), note).map(|()| who),
-        Err(e) => Err(e),
+    let creds = Credentials::from_headers(head.authorization.as_deref(), head.x_api_key.as_deref());
+    let admitted = match authenticate(ctx, creds, note).await {
+        Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
+        Err(r) => Err(r),
     };
-    admitted.map_err(|e| {
-        let resp = error_response(&e, None, None);
-        match e.kind {
-            ErrorKind::Unauthorized => {
-                resp.header("WWW-Authenticate", "Bearer realm=\"switchyard\"")
-            }
-            ErrorKind::RateLimited => {
-                let ms = e
-                    .data
-                    .as_deref()
-                    .and_then(|d| sonic_rs::get(d, ["retryAfterMs"]).ok())
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(1000);
-                resp.header("Retry-After", ms.div_ceil(1000).max(1).to_string())
-            }
-            _ => resp,
+    admitted.map_err(|r| {
+        let mut resp = error_response(&r.error, None, None);
+        if let Some(c) = &r.challenge {
+            let challenge = ctx.shared.policy.load().www_authenticate(
+                c,
+                head.host.as_deref(),
+                ctx.shared.tls.is_some(),
+            );
+            resp = resp.header("WWW-Authenticate", challenge);
         }
+        if let Some(secs) = r.retry_after_s {
+            resp = resp.header("Retry-After", secs.max(1).to_string());
+        }
+        resp
     })
 }
 
-/// The request flow's first gate, for any front: who is calling (401). `presented` is the key.
+/// A caller refused at the gate: the error, and what an HTTP answer adds to it.
+pub struct Refusal {
+    pub error: Error,
+    /// For `WWW-Authenticate`.
+    pub challenge: Option<crate::policy::Challenge>,
+    /// For `Retry-After`.
+    pub retry_after_s: Option<u64>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal {
+            error,
+            challenge: None,
+            retry_after_s: None,
+        }
+    }
+}
+
+/// The first gate, for any front: who is calling (401). Also says whether a bearer token (not a
+/// key) admitted the caller.
 pub async fn authenticate(
     ctx: &ShardCtx,
-    presented: Option<&str>,
+    creds: Credentials<'_>,
     note: &Note,
-) -> Result<Principal, Error> {
-    let policy = &ctx.shared.policy;
-    let who = match policy.authenticate(&ctx.keys, presented).await {
-        Ok(p) => p,
-        Err(e) => {
-            let key = presented
-                .and_then(crate::policy::keys::key_id)
-                .map(str::to_owned);
+) -> Result<(Principal, bool), Refusal> {
+    let policy = ctx.shared.policy.load();
+    let (who, subject) = match policy.authenticate(&ctx.auth, creds).await {
+        Ok(a) => (a.who, a.subject),
+        Err(d) => {
             note.set(|f| {
                 f.event = Some("denied");
-                f.key = key;
-                f.reason = Some(e.context.to_string());
+                f.key = d.key.clone();
+                f.subject = d.subject.clone();
+                f.reason = Some(d.error.context.to_string());
             });
-            return Err(e);
+            return Err(Refusal {
+                error: d.error,
+                challenge: Some(d.challenge),
+                retry_after_s: None,
+            });
         }
     };
     note.set(|f| {
@@ -174,33 +213,41 @@ pub async fn authenticate(
             .key
             .and_then(|k| policy.keys.get(k as usize))
             .map(|k| k.id.clone());
+        f.subject = subject.as_deref().map(str::to_owned);
         f.role = Some(policy.role_name(who.role).to_owned());
     });
-    Ok(who)
+    Ok((who, subject.is_some()))
 }
 
-/// The request flow's next gates, for any front: may the caller use anything here (403), is it
-/// within its rate (429). `ip` is the client's address.
+/// The next gates, for any front: may the caller use anything here (403), is it within its rate
+/// (429). `token` says a bearer token admitted it; `ip` is the client's address.
 pub fn authorize(
     ctx: &ShardCtx,
     who: Principal,
+    token: bool,
     ip: std::net::IpAddr,
     note: &Note,
-) -> Result<(), Error> {
-    let policy = &ctx.shared.policy;
+) -> Result<(), Refusal> {
+    let policy = ctx.shared.policy.load();
     let catalog = ctx.shared.catalog.load();
     if catalog.views.get(who.role as usize).is_some_and(|v| !v.any) {
         note.set(|f| {
             f.event = Some("denied");
             f.reason = Some("the role may use nothing on this gateway".into());
         });
-        return Err(Error::downstream(
+        let e = Error::downstream(
             ErrorKind::NoAccess,
             format!(
                 "Forbidden: role {:?} may use nothing on this gateway",
                 policy.role_name(who.role)
             ),
-        ));
+        );
+        // A token's role that may use nothing: the client may ask for other scopes.
+        return Err(Refusal {
+            error: e,
+            challenge: token.then_some(crate::policy::Challenge::InsufficientScope),
+            retry_after_s: None,
+        });
     }
     if let Err(wait) = policy.charge(&who, ip) {
         note.set(|f| {
@@ -208,15 +255,33 @@ pub fn authorize(
             f.reason = Some("rate limited".into());
         });
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        // Whole milliseconds rounded up, so `Retry-After` (seconds, rounded up) never says too early.
-        let ms = wait.as_nanos().div_ceil(1_000_000) as u64;
-        return Err(Error::downstream(
+        let e = Error::downstream(
             ErrorKind::RateLimited,
             format!("Too Many Requests: retry after {secs} s"),
         )
-        .with_data(&json!({ "retryAfterMs": ms })));
+        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 }));
+        return Err(Refusal {
+            error: e,
+            challenge: None,
+            retry_after_s: Some(secs),
+        });
     }
     Ok(())
+}
+
+/// RFC 9728 protected resource metadata (404 unless OAuth is configured).
+fn resource_metadata(ctx: &ShardCtx, head: &Head) -> Response {
+    let policy = ctx.shared.policy.load();
+    match &policy.oauth {
+        Some(o) if o.serves_metadata_at(&head.path) => Response::json(
+            200,
+            o.metadata(head.host.as_deref(), ctx.shared.tls.is_some()),
+        ),
+        _ => Response::json(
+            404,
+            br#"{"error":"not found: no OAuth protected resource here"}"#.to_vec(),
+        ),
+    }
 }
 
 fn health(ctx: &ShardCtx) -> Response {
@@ -484,6 +549,9 @@ async fn modern(
             }
         }
     }
+    if m == Method::Listen {
+        return super::listen::listen(ctx, frame, who);
+    }
     let ex = Exchange {
         era: ClientEra::Modern,
         frame,
@@ -542,7 +610,7 @@ pub fn initialize_session(
     };
     let session = ctx.sessions.create(
         ctx.index(),
-        who.key,
+        who.owner,
         version,
         params.get("capabilities").cloned().unwrap_or(Value::Null),
         params.get("clientInfo").cloned().unwrap_or(Value::Null),
@@ -572,7 +640,7 @@ async fn session_of(ctx: &ShardCtx, head: &Head, who: Principal) -> Result<Arc<S
     };
     match find_session(ctx, id).await {
         // A session belongs to the key that opened it; to any other caller it does not exist.
-        Some(s) if s.owner == who.key => Ok(s),
+        Some(s) if s.owner == who.owner => Ok(s),
         _ => Err(Error::downstream(
             ErrorKind::SessionNotFound,
             "Session not found",
@@ -640,7 +708,25 @@ async fn legacy(
         return Response::new(202).header("Mcp-Session-Id", sid);
     }
     if frame.kind != Kind::Request {
-        // Notifications (initialized, cancelled, progress) are accepted.
+        // Notifications are accepted; a cancellation reaches whichever shard runs that request.
+        if frame.method().as_deref() == Some("notifications/cancelled") {
+            if let Some(rid) = frame
+                .params_raw()
+                .and_then(|p| sonic_rs::get(p, ["requestId"]).ok())
+            {
+                let rid = bytes::Bytes::copy_from_slice(rid.as_raw_str().as_bytes());
+                let tag = session.tag();
+                super::relay::cancel(ctx, tag, &rid, "cancelled by the client");
+                for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
+                    if i != ctx.index() as usize {
+                        let _ = lane.send(LaneMsg::Cancel {
+                            session: tag,
+                            id: rid.clone(),
+                        });
+                    }
+                }
+            }
+        }
         return Response::new(202).header("Mcp-Session-Id", sid);
     }
     let method = Method::parse(&frame.method().unwrap_or_default());
@@ -682,11 +768,15 @@ async fn get(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
             None,
         );
     }
-    if let Err(e) = session_of(ctx, head, who).await {
-        return error_response(&e, None, Some(ClientEra::Legacy));
-    }
-    // No standalone stream is offered yet: the spec's answer for that is 405.
-    Response::new(405).header("Allow", "POST, DELETE")
+    let session = match session_of(ctx, head, who).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&e, None, Some(ClientEra::Legacy)),
+    };
+    session.touch();
+    // The session's standing stream: list changes its role can see, its subscribed resources.
+    let sid = session.id.to_string();
+    let sink = ctx.listeners.session_stream(who.role, session);
+    Response::stream(sink).header("Mcp-Session-Id", sid)
 }
 
 async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {

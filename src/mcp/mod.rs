@@ -4,6 +4,8 @@
 
 pub mod dispatch;
 pub mod front;
+pub mod hold;
+pub mod listen;
 pub mod metatool;
 pub mod relay;
 pub mod session;

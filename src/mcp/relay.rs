@@ -388,3 +388,68 @@ pub async fn ask_client(
     };
     Ok(params.to_string().into_bytes())
 }
+
+/// Legacy sessions' requests in flight upstream on this shard, for `notifications/cancelled`:
+/// (session tag, the client's raw request id) → (upstream, upstream request id, the call's stop).
+#[derive(Default)]
+pub struct Calls {
+    calls: RefCell<HashMap<(u64, Bytes), InFlightCall>>,
+}
+
+/// (upstream, upstream request id, the call's stop).
+type InFlightCall = (u16, u64, local_sync::oneshot::Sender<()>);
+
+/// Keeps a call listed while it is in flight; `stopped` resolves if the client cancels it.
+pub struct Tracked<'a> {
+    calls: &'a Calls,
+    key: Option<(u64, Bytes)>,
+    pub stopped: local_sync::oneshot::Receiver<()>,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.calls.calls.borrow_mut().remove(&k);
+        }
+    }
+}
+
+impl Calls {
+    pub fn track(&self, session: u64, client_id: &[u8], upstream: u16, id: u64) -> Tracked<'_> {
+        let key = (session, Bytes::copy_from_slice(client_id));
+        let (tx, rx) = local_sync::oneshot::channel();
+        self.calls
+            .borrow_mut()
+            .insert(key.clone(), (upstream, id, tx));
+        Tracked {
+            calls: self,
+            key: Some(key),
+            stopped: rx,
+        }
+    }
+}
+
+/// A legacy client cancelled its request `client_id`: if it is in flight on this shard, stop the
+/// call (dropping it tells a stdio server through its cancel guard) and tell an HTTP server.
+pub fn cancel(ctx: &ShardCtx, session: u64, client_id: &[u8], reason: &str) {
+    let found = ctx
+        .calls
+        .calls
+        .borrow_mut()
+        .remove(&(session, Bytes::copy_from_slice(client_id)));
+    let Some((upstream, id, stop)) = found else {
+        return;
+    };
+    let _ = stop.send(());
+    let Some(up) = ctx.shared.upstream(upstream) else {
+        return;
+    };
+    if let upstream::Transport::Http(_) = &up.transport {
+        let msg = serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": { "requestId": id, "reason": reason },
+        });
+        respond_later(up.clone(), msg.to_string().into_bytes());
+    }
+}

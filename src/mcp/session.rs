@@ -23,10 +23,12 @@ pub struct Session {
     pub client_capabilities: Value,
     pub client_info: Value,
     /// The API key (index) that opened it; `None` without keys.
-    pub owner: Option<u32>,
+    pub owner: u64,
     created: Instant,
     /// Milliseconds since `created` at the last request.
     last_seen_ms: AtomicU64,
+    /// Resources it subscribed to (swapped whole on change; read by GET streams on any shard).
+    pub subscriptions: super::listen::Subscriptions,
 }
 
 impl Session {
@@ -109,7 +111,7 @@ impl Sessions {
     pub fn create(
         &self,
         lane: u16,
-        owner: Option<u32>,
+        owner: u64,
         version: &str,
         client_capabilities: Value,
         client_info: Value,
@@ -122,6 +124,7 @@ impl Sessions {
             owner,
             created: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
+            subscriptions: Default::default(),
         });
         self.table.borrow_mut().insert(s.id.clone(), s.clone());
         s
@@ -179,7 +182,7 @@ mod tests {
     #[test]
     fn table_and_expiry() {
         let s = Sessions::default();
-        let a = s.create(1, None, "2025-11-25", Value::Null, Value::Null);
+        let a = s.create(1, 0, "2025-11-25", Value::Null, Value::Null);
         assert!(s.get(&a.id).is_some());
         a.touch();
         assert!(s.expire(1, Duration::from_secs(60)).is_empty());

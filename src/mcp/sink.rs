@@ -21,6 +21,15 @@ pub struct Sink {
     pub headers: RefCell<Vec<(&'static str, String)>>,
 }
 
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("queued", &self.queue.borrow().len())
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
 impl Sink {
     /// Queue one JSON-RPC message (a complete JSON text) for the client.
     pub fn push(&self, msg: Bytes) {
@@ -36,13 +45,16 @@ impl Sink {
     pub fn close(&self) {
         self.closed.set(true);
         self.queue.borrow_mut().clear();
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.get()
     }
 
-    /// The next queued message (waits for one).
+    /// The next queued message (waits for one); `None` once closed.
     pub fn next(&self) -> Next<'_> {
         Next(self)
     }
@@ -56,11 +68,14 @@ impl Sink {
 pub struct Next<'a>(&'a Sink);
 
 impl Future for Next<'_> {
-    type Output = Bytes;
+    type Output = Option<Bytes>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.0.closed.get() {
+            return Poll::Ready(None);
+        }
         match self.0.queue.borrow_mut().pop_front() {
-            Some(m) => Poll::Ready(m),
+            Some(m) => Poll::Ready(Some(m)),
             None => {
                 self.0.waker.set(Some(cx.waker().clone()));
                 Poll::Pending

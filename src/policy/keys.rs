@@ -118,6 +118,10 @@ impl KeyCache {
         (ct_eq(full, d) && *idx == index).then_some(*ok)
     }
 
+    pub fn clear(&self) {
+        self.map.borrow_mut().clear();
+    }
+
     pub fn put(&self, d: Digest32, index: usize, ok: bool) {
         let slot = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
         let mut map = self.map.borrow_mut();

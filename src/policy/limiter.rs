@@ -90,7 +90,8 @@ impl Epoch {
     }
 }
 
-/// Buckets for clients without a key, by IP: a fixed table, hashed.
+/// Buckets by a hashed key (the IP of a client without credentials, a token's subject): a fixed
+/// table; keys that collide share a bucket (stricter, never looser).
 pub struct IpBuckets {
     slots: Box<[Bucket]>,
     hasher: ahash::RandomState,
@@ -105,8 +106,8 @@ impl IpBuckets {
         }
     }
 
-    pub fn bucket(&self, ip: std::net::IpAddr) -> &Bucket {
-        let h = self.hasher.hash_one(ip) as usize;
+    pub fn bucket(&self, key: impl std::hash::Hash) -> &Bucket {
+        let h = self.hasher.hash_one(key) as usize;
         &self.slots[h & (self.slots.len() - 1)]
     }
 }

@@ -69,10 +69,12 @@ fn each_key_has_its_own_bucket() {
     let k0 = Principal {
         key: Some(0),
         role: 0,
+        owner: 1,
     };
     let k1 = Principal {
         key: Some(1),
         role: 0,
+        owner: 2,
     };
     assert!(p.charge(&k0, ip).is_ok() && p.charge(&k0, ip).is_ok());
     assert!(p.charge(&k0, ip).is_err());

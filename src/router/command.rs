@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::eval::{evaluate, load_queries, print_json, print_text, Catalog, EvalOptions};
 use super::index::{Fusion, IndexConfig};
-use super::{FieldWeights, Strategy};
+use super::{FieldWeights, RerankWeights, Strategy};
 
 /// `switchyard route-eval --catalog CATALOG.json --queries QUERIES.jsonl [...]`
 #[derive(clap::Args, Debug, Clone)]
@@ -46,7 +46,8 @@ pub struct RouteEvalArgs {
     /// Weight of one character n-gram relative to its word.
     #[arg(long)]
     pub gram_weight: Option<f32>,
-    /// Hybrid second stage `depth,name_weight,server_weight` (depth 0 = off).
+    /// Hybrid second stage `depth,name_weight,server_weight[,cover_weight,head_weight]` (depth 0
+    /// = off).
     #[arg(long, value_delimiter = ',')]
     pub rerank: Option<Vec<f32>>,
     /// Semantic query pruning: skip features in more than this share of tools.
@@ -122,10 +123,23 @@ fn try_run(args: &RouteEvalArgs) -> Result<(), String> {
         None => {}
         Some(&[depth, name, server]) if depth >= 0.0 => {
             config.rerank_depth = depth as usize;
-            config.rerank_name_weight = name;
-            config.rerank_server_weight = server;
+            config.rerank.name = name;
+            config.rerank.server = server;
         }
-        Some(_) => return Err("--rerank takes depth,name_weight,server_weight".into()),
+        Some(&[depth, name, server, cover, head]) if depth >= 0.0 => {
+            config.rerank_depth = depth as usize;
+            config.rerank = RerankWeights {
+                name,
+                server,
+                cover,
+                head,
+            };
+        }
+        Some(_) => {
+            return Err(
+                "--rerank takes depth,name_weight,server_weight[,cover_weight,head_weight]".into(),
+            )
+        }
     }
     if let Some(m) = args.min_score {
         config.min_score = m;

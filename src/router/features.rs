@@ -147,12 +147,15 @@ pub fn word_keys(word: &str, concepts: bool, f: &mut impl FnMut(u32)) {
     }
 }
 
+/// The keys of the concepts `text` implies by its shape (a ticket key means "issue"), appended.
+pub fn implied_keys(text: &str, out: &mut Vec<u32>) {
+    out.extend(implied_concepts(text).map(|g| hash(KIND_CONCEPT, &g.to_le_bytes())));
+}
+
 /// The keys (see [`word_keys`]) of every word of `text`, and its implied concepts, appended.
 pub fn text_keys(text: &str, concepts: bool, out: &mut Vec<u32>) {
     if concepts {
-        for g in implied_concepts(text) {
-            out.push(hash(KIND_CONCEPT, &g.to_le_bytes()));
-        }
+        implied_keys(text, out);
     }
     words(text, |w| word_keys(w, concepts, &mut |k| out.push(k)));
 }
@@ -167,16 +170,17 @@ pub fn word_token(word: &str, weight: f32, concept_weight: f32, f: &mut impl FnM
     word_concepts(word, weight * concept_weight, f);
 }
 
-/// Every field of a tool with its weight.
-pub fn doc_fields<'a>(doc: &'a ToolDoc, w: &FieldWeights, mut f: impl FnMut(&'a str, f32)) {
-    f(&doc.tool, w.name);
-    f(&doc.server, w.server);
+/// Every field of a tool with its weight, and whether it is in the tool's head (its name, its
+/// server, the first sentence of its description).
+pub fn doc_fields<'a>(doc: &'a ToolDoc, w: &FieldWeights, mut f: impl FnMut(&'a str, f32, bool)) {
+    f(&doc.tool, w.name, true);
+    f(&doc.server, w.server, true);
     let (lead, rest) = split_lead(&doc.description);
-    f(lead, w.lead);
-    f(rest, w.description);
+    f(lead, w.lead, true);
+    f(rest, w.description, false);
     for (name, desc) in &doc.params {
-        f(name, w.param_name);
-        f(desc, w.param_description);
+        f(name, w.param_name, false);
+        f(desc, w.param_description, false);
     }
 }
 
@@ -217,6 +221,24 @@ pub struct Bag {
 impl Bag {
     pub fn clear(&mut self) {
         self.items.clear();
+    }
+
+    /// Entries pushed so far (before merging).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The features pushed since the bag held `from` entries.
+    pub fn features_since(&self, from: usize) -> impl Iterator<Item = u32> + '_ {
+        self.items
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(k, _)| k)
     }
 
     pub fn push(&mut self, feature: u32, weight: f32) {

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use super::cover::{QueryTerms, ToolTerms};
 use super::features::{
     doc_fields, is_gram, text_ngrams, text_tokens, text_tokens_weighted, Bag, FieldWeights,
     NgramShape,
 };
 use super::postings::{top_k, Accumulator, Hit, Postings, Scratch, SCRATCH};
-use super::rerank::{rerank, NameKeys};
+use super::rerank::{rerank, NameKeys, RerankWeights, Stage};
 use super::text::ToolDoc;
 use super::Strategy;
 
@@ -39,8 +40,7 @@ pub struct IndexConfig {
     /// Hybrid only: how many fused candidates are re-scored by name cover and server mention
     /// (0 = no second stage), and the weights of those two signals.
     pub rerank_depth: usize,
-    pub rerank_name_weight: f32,
-    pub rerank_server_weight: f32,
+    pub rerank: RerankWeights,
     /// Strategy and threshold of [`RouterIndex::search`] (see [`IndexConfig::threshold`]).
     pub strategy: Strategy,
     pub min_score: f32,
@@ -58,8 +58,12 @@ impl Default for IndexConfig {
                 semantic_weight: 0.5,
             },
             rerank_depth: 30,
-            rerank_name_weight: 0.2,
-            rerank_server_weight: 0.1,
+            rerank: RerankWeights {
+                name: 0.2,
+                server: 0.1,
+                cover: 0.3,
+                head: 0.3,
+            },
             strategy: Strategy::Hybrid,
             min_score: 0.05,
         }
@@ -97,6 +101,7 @@ pub struct RouterIndex {
     semantic: Postings,
     keyword: Postings,
     names_keys: NameKeys,
+    terms: ToolTerms,
     build_time: Duration,
 }
 
@@ -109,9 +114,13 @@ impl RouterIndex {
         let mut sem_docs = Vec::with_capacity(n);
         let mut kw_docs = Vec::with_capacity(n);
         let mut kw_len = Vec::with_capacity(n);
+        // Only hybrid's second stage reads the term sets; filled from the keyword features.
+        let with_terms = config.rerank_depth > 0 && config.rerank.uses_cover();
+        let mut terms = ToolTerms::default();
+        let mut pairs: Vec<(u32, bool)> = Vec::new();
         for doc in docs {
             bag.clear();
-            doc_fields(doc, &config.fields, |text, w| {
+            doc_fields(doc, &config.fields, |text, w, _| {
                 text_ngrams(text, &config.ngram, w, &mut |k, v| bag.push(k, v))
             });
             // Sublinear term frequency: a word repeated in a long description is not ten times
@@ -123,9 +132,17 @@ impl RouterIndex {
                 .collect();
             sem_docs.push(sem);
             bag.clear();
-            doc_fields(doc, &config.fields, |text, w| {
-                text_tokens_weighted(text, w, config.keyword_concept_weight, &mut bag)
+            pairs.clear();
+            doc_fields(doc, &config.fields, |text, w, head| {
+                let from = bag.len();
+                text_tokens_weighted(text, w, config.keyword_concept_weight, &mut bag);
+                if with_terms {
+                    pairs.extend(bag.features_since(from).map(|k| (k, head)));
+                }
             });
+            if with_terms {
+                terms.push_tool(&mut pairs);
+            }
             let kw = bag.merged().clone();
             kw_len.push(kw.iter().map(|&(_, tf)| tf).sum::<f32>());
             kw_docs.push(kw);
@@ -170,8 +187,22 @@ impl RouterIndex {
             semantic,
             keyword,
             names_keys: NameKeys::build(docs, config.ngram.concept_weight > 0.0),
+            terms,
             build_time: started.elapsed(),
         }
+    }
+
+    /// The per-tool term sets of the second stage (empty unless it uses coverage).
+    #[cfg(test)]
+    pub(crate) fn terms(&self) -> &ToolTerms {
+        &self.terms
+    }
+
+    /// `query`'s words for [`ToolTerms::cover`], with the keyword index's idf.
+    pub(crate) fn query_terms(&self, query: &str, q: &mut QueryTerms) {
+        let idf = |k: u32| self.keyword.get(k).map(|(_, _, idf)| idf);
+        self.terms
+            .query(query, self.config.keyword_concept_weight, &idf, q);
     }
 
     /// The catalog generation this index was built from.
@@ -289,13 +320,20 @@ impl RouterIndex {
                 if depth == 0 {
                     return fused;
                 }
+                if self.config.rerank.uses_cover() {
+                    self.query_terms(query, &mut s.query_terms);
+                }
+                let stage = Stage {
+                    names: &self.names_keys,
+                    terms: &self.terms,
+                    query_keys: &mut s.query_keys,
+                    query_terms: &s.query_terms,
+                };
                 rerank(
                     fused,
-                    &self.names_keys,
+                    stage,
                     query,
-                    &mut s.query_keys,
-                    self.config.rerank_name_weight,
-                    self.config.rerank_server_weight,
+                    &self.config.rerank,
                     opts.top_k,
                     opts.min_score,
                 )

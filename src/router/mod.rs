@@ -4,16 +4,17 @@
 //!   thesaurus concepts of a tool's name, server, description and parameters;
 //! - `keyword`: BM25 over the same fields' words (snake_case/camelCase split, stemmed, concepts);
 //! - `hybrid` (the default): both, max-normalized and averaged, then the top 30 re-scored by how
-//!   much of the tool's name the query accounts for and whether it names the server. It measured
-//!   best on the development set: `perf/results/2026-11-24-routing.md`.
+//!   much of the tool's name the query accounts for, whether it names the server, and how much of
+//!   the query the tool accounts for (idf-weighted, anywhere and in its name/first sentence). It
+//!   measured best on the development set: `perf/results/2026-11-25-routing.md`.
 //!
 //! Built off-core by [`IndexBuilder`] and swapped in whole through [`RouterHandle`].
 //!
-//! # Numbers (`perf/results/2026-11-24-routing.md`)
+//! # Numbers (`perf/results/2026-11-25-routing.md`)
 //! `switchyard route-eval` on the development set (589 real tools, 405 queries): hybrid recall@5
-//! 0.900 (0.920 on the half its weights were tuned on, 0.880 on the other), all-MiniLM-L6-v2
-//! 0.850–0.858. `taskset -c 1 cargo bench --bench router`: hybrid query p50 32 µs at 1,000 tools,
-//! 171 µs at 10,000; a 10,000-tool build takes 0.42 s on the builder thread.
+//! 0.931 (0.934 on the half its weights were tuned on, 0.927 on the other), all-MiniLM-L6-v2
+//! 0.850–0.858. `taskset -c 1 cargo bench --bench router`: hybrid query p50 37 µs at 1,000 tools,
+//! 183 µs at 10,000; a 10,000-tool build takes 0.43 s on the builder thread.
 //!
 //! # Use
 //! ```no_run
@@ -39,12 +40,15 @@
 //! - `lexicon`: the thesaurus of interchangeable words (concept features).
 //! - `postings`: the inverted lists, the per-thread accumulators, top-k with the visibility filter.
 //! - `index`: [`RouterIndex`] — build and search, the three strategies.
-//! - `rerank`: hybrid's second stage (name cover, server named) over the fused candidates.
+//! - `rerank`: hybrid's second stage (name cover, server named, query cover) over the fused
+//!   candidates.
+//! - `cover`: query coverage — per tool the keyword features of its head and body.
 //! - `holder`: [`RouterHandle`] (the `ArcSwap`) and [`IndexBuilder`] (the builder thread).
 //! - `meta`: the meta-tools' definitions that replace the full tool list.
 //! - `eval`, `report`, `command`: `switchyard route-eval` — recall, MRR, nDCG, latency, token saving.
 
 pub mod command;
+mod cover;
 pub mod eval;
 pub mod features;
 pub mod holder;
@@ -63,6 +67,7 @@ pub use features::{FieldWeights, NgramShape};
 pub use holder::{IndexBuilder, RouterHandle};
 pub use index::{Fusion, IndexConfig, RouterIndex, SearchOptions};
 pub use postings::Hit;
+pub use rerank::RerankWeights;
 pub use text::ToolDoc;
 
 /// How a query is matched against the tools.

@@ -207,6 +207,7 @@ pub struct Scratch {
     pub keyword: Accumulator,
     pub bag: super::features::Bag,
     pub query_keys: Vec<u32>,
+    pub query_terms: super::cover::QueryTerms,
 }
 
 #[cfg(test)]

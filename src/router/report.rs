@@ -22,26 +22,30 @@ pub fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "index build: {:.2} ms (median of 5, min {:.2} ms; both indexes)",
         report.build_ms_median, report.build_ms_min
     )?;
+    // recall@k gets its own column only when k is not 5.
+    let extra = report.top_k != 5;
+    let k_head = if extra {
+        format!(" {:>9}", format!("recall@{}", report.top_k))
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{:<10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
-        "strategy",
-        "recall@1",
-        "recall@5",
-        format!("recall@{}", report.top_k),
-        "MRR@10",
-        "nDCG@5",
-        "p50 µs",
-        "p99 µs"
+        "{:<10} {:>9} {:>9}{k_head} {:>8} {:>8} {:>9} {:>9}",
+        "strategy", "recall@1", "recall@5", "MRR@10", "nDCG@5", "p50 µs", "p99 µs"
     )?;
     for s in &report.strategies {
+        let k_col = if extra {
+            format!(" {:>9.3}", s.recall_at_k)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>8.3} {:>8.3} {:>9.1} {:>9.1}",
+            "{:<10} {:>9.3} {:>9.3}{k_col} {:>8.3} {:>8.3} {:>9.1} {:>9.1}",
             s.strategy,
             s.recall_at_1,
             s.recall_at_5,
-            s.recall_at_k,
             s.mrr_at_10,
             s.ndcg_at_5,
             s.latency_p50_us,

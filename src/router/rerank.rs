@@ -1,10 +1,12 @@
-//! The second stage of hybrid search: the fused top candidates are re-scored with two signals the
+//! The second stage of hybrid search: the fused top candidates are re-scored with signals the
 //! bag-of-features scores miss — how much of the tool's *name* the query accounts for (a query
-//! that says "add a customer" explains `createCustomer` whole, `addIssueToProject` by a third), and
-//! whether the query names the tool's server.
+//! that says "add a customer" explains `createCustomer` whole, `addIssueToProject` by a third),
+//! whether the query names the tool's server, and how much of the *query* the tool accounts for,
+//! anywhere and in its head (`cover`).
 
 use hashbrown::HashMap;
 
+use super::cover::{QueryTerms, ToolTerms};
 use super::features::{text_keys, word_keys};
 use super::postings::Hit;
 use super::text::{is_stop, stem, words, ToolDoc};
@@ -115,30 +117,67 @@ impl NameKeys {
     }
 }
 
+/// The second stage's signal weights (each signal is in [0, 1]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RerankWeights {
+    /// Share of the tool's name words the query accounts for.
+    pub name: f32,
+    /// The query names the tool's server.
+    pub server: f32,
+    /// Idf share of the query's words the tool has anywhere ([`ToolTerms::cover`]).
+    pub cover: f32,
+    /// Idf share of the query's words the tool has in its name, server or first sentence.
+    pub head: f32,
+}
+
+impl RerankWeights {
+    /// Whether the query-coverage signals count (and the term sets are needed).
+    pub fn uses_cover(&self) -> bool {
+        self.cover > 0.0 || self.head > 0.0
+    }
+}
+
+/// What the second stage reads: the index's name keys and term sets, the query's words for
+/// coverage (already filled when it counts), and scratch for the query's name keys.
+pub struct Stage<'a> {
+    pub names: &'a NameKeys,
+    pub terms: &'a ToolTerms,
+    pub query_keys: &'a mut Vec<u32>,
+    pub query_terms: &'a QueryTerms,
+}
+
 /// Re-score `hits` (the fused candidates, already filtered for visibility) and keep the best
 /// `top_k` at or above `min_score`.
-#[allow(clippy::too_many_arguments)]
 pub fn rerank(
     mut hits: Vec<Hit>,
-    keys: &NameKeys,
+    stage: Stage<'_>,
     query: &str,
-    query_keys: &mut Vec<u32>,
-    name_weight: f32,
-    server_weight: f32,
+    w: &RerankWeights,
     top_k: usize,
     min_score: f32,
 ) -> Vec<Hit> {
+    let Stage {
+        names: keys,
+        terms,
+        query_keys,
+        query_terms,
+    } = stage;
     query_keys.clear();
     text_keys(query, keys.concepts, query_keys);
     query_keys.sort_unstable();
     query_keys.dedup();
     // Divided by the largest possible sum, a linear-fusion score stays in [0, 1].
-    let scale = 1.0 / (1.0 + name_weight.max(0.0) + server_weight.max(0.0));
+    let scale =
+        1.0 / (1.0 + w.name.max(0.0) + w.server.max(0.0) + w.cover.max(0.0) + w.head.max(0.0));
     for h in &mut hits {
-        h.score = (h.score
-            + name_weight * keys.name_cover(h.tool, query_keys)
-            + server_weight * keys.server_named(h.tool, query_keys))
-            * scale;
+        let mut s = h.score
+            + w.name * keys.name_cover(h.tool, query_keys)
+            + w.server * keys.server_named(h.tool, query_keys);
+        if w.uses_cover() {
+            let c = terms.cover(h.tool, query_terms);
+            s += w.cover * c.any + w.head * c.head;
+        }
+        h.score = s * scale;
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.tool.cmp(&b.tool)));
     hits.retain(|h| h.score >= min_score);

@@ -103,7 +103,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         let outcome = loop {
             monoio::select! {
                 r = &mut fut => break Some(r),
-                msg = sink.next() => {
+                Some(msg) = sink.next() => {
                     let sent = streamed.get_or_insert(0);
                     out.clear();
                     if *sent == 0 {
@@ -150,7 +150,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         }
         if let Some(audit) = &ctx.shared.audit {
             if head.path == "/mcp" {
-                let code = if resp.body.windows(8).any(|w| w == b"\"error\":{") {
+                let code = if memchr::memmem::find(&resp.body, b"\"error\":{").is_some() {
                     sonic_rs::get(resp.body.as_slice(), ["error", "code"])
                         .ok()
                         .and_then(|v| v.as_raw_str().parse::<i64>().ok())
@@ -174,6 +174,21 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         }
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
+        if let Some(standing) = resp.stream.clone() {
+            drop(guard); // a standing stream does not hold up the drain; the shard closes it
+                         // The answer's own headers (session id, CORS) head the stream.
+            *sink.headers.borrow_mut() = resp.headers.clone();
+            out.clear();
+            sse_head(&sink, &mut out);
+            if !stand(&mut stream, &standing, out).await {
+                return;
+            }
+            out = Vec::with_capacity(8192);
+            if !keep_alive || ctx.shared.is_stopping() {
+                return;
+            }
+            continue;
+        }
         if streamed.is_some() {
             // The answer is the stream's last event.
             if !resp.body.is_empty() {
@@ -188,6 +203,40 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         drop(guard);
         if res.is_err() || !keep_alive {
             return;
+        }
+    }
+}
+
+/// Serve a standing stream after its head (in `out`): each message as it comes, a keep-alive comment
+/// when idle (which also finds clients that left). `true` when the stream ended normally (the
+/// connection can serve another request), `false` when the client is gone.
+async fn stand<S: AsyncWriteRent>(stream: &mut S, sink: &Sink, mut out: Vec<u8>) -> bool {
+    const KEEPALIVE: Duration = Duration::from_secs(15);
+    loop {
+        let (res, o) = stream.write_all(out).await;
+        out = o;
+        if res.is_err() {
+            sink.close();
+            return false;
+        }
+        out.clear();
+        monoio::select! {
+            msg = sink.next() => match msg {
+                Some(m) => {
+                    sse_chunk(&m, &mut out);
+                    while let Some(m) = sink.try_next() {
+                        sse_chunk(&m, &mut out);
+                    }
+                }
+                None => {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    let (res, _) = stream.write_all(out).await;
+                    return res.is_ok();
+                }
+            },
+            _ = monoio::time::sleep(KEEPALIVE) => {
+                out.extend_from_slice(b"d\r\n: keepalive\n\n\r\n");
+            }
         }
     }
 }

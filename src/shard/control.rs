@@ -58,7 +58,7 @@ pub fn run(
             },
         });
         monoio::spawn(inbox_loop(st.clone(), inbox));
-        publish(&st);
+        let _ = publish(&st); // the empty first catalog: nobody to tell
         for up in shared.upstreams.iter() {
             if up.config.enabled {
                 monoio::spawn(bring_up(st.clone(), up.clone(), Duration::ZERO));
@@ -82,11 +82,16 @@ pub fn run(
                 ControlMsg::ListChanged {
                     upstream,
                     generation: _,
+                    kinds,
                 } => {
                     let Some(up) = shared.upstream(upstream).cloned() else {
                         continue;
                     };
-                    monoio::spawn(refresh(st.clone(), up));
+                    monoio::spawn(refresh(st.clone(), up, kinds));
+                }
+                ControlMsg::Republish => {
+                    let changed = publish(&st);
+                    crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
                 }
                 ControlMsg::Stop => break,
             }
@@ -104,7 +109,11 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
                 id,
                 frame,
             } => st.lane.interim(upstream, id, frame),
-            LaneMsg::ClientAnswer { .. } => {}
+            LaneMsg::ClientAnswer { .. }
+            | LaneMsg::ListsChanged(_)
+            | LaneMsg::Resume(_)
+            | LaneMsg::Cancel { .. }
+            | LaneMsg::ResourceUpdated { .. } => {}
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(_) | LaneMsg::Stop => {}
         }
@@ -137,11 +146,13 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
             Ok((hs, lists)) => {
                 tracing::info!(server = %up.name, era = %hs.version, tools = lists.tools.len(), prompts = lists.prompts.len(), resources = lists.resources.len(), "upstream ready");
                 st.lists.borrow_mut()[i] = Some(lists);
+                supervisor::listen_for_changes(&st.lane, &up, &hs);
                 // Ready only once its lists are published, so /health "ready" (and the stdio
                 // front's start gate) means callable.
                 up.remember_handshake(hs.clone());
-                publish(&st);
+                let changed = publish(&st);
                 up.set_ready(hs);
+                crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
                 break;
             }
             Err(e) => {
@@ -162,19 +173,27 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
 }
 
 /// Re-fetch one upstream's lists after it said they changed.
-async fn refresh(st: Rc<State>, up: Arc<Upstream>) {
+async fn refresh(st: Rc<State>, up: Arc<Upstream>, kinds: u8) {
     let Some(hs) = up.ready() else { return };
     match supervisor::fetch_lists(&st.lane, &up, &hs).await {
         Ok(lists) => {
             st.lists.borrow_mut()[up.index as usize] = Some(lists);
-            publish(&st);
+            let mut roles = publish(&st);
+            // The server said its list changed: whoever sees any of its entries of that kind is
+            // told, even when the merged list reads the same.
+            let catalog = st.shared.catalog.load();
+            for (r, seen) in roles.iter_mut().zip(catalog.roles_seeing(up.index, kinds)) {
+                *r |= seen;
+            }
+            crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, roles);
         }
         Err(e) => tracing::warn!(server = %up.name, "refreshing lists failed: {e}"),
     }
 }
 
-/// Build and publish a new catalog from every ready upstream's lists.
-fn publish(st: &State) {
+/// Build and publish a new catalog from every ready upstream's lists; per role, which of its lists
+/// changed.
+fn publish(st: &State) -> Vec<u8> {
     let gen = st.generation.get() + 1;
     st.generation.set(gen);
     let lists = st.lists.borrow();
@@ -200,7 +219,7 @@ fn publish(st: &State) {
             })
         })
         .collect();
-    let policy = &st.shared.policy;
+    let policy = st.shared.policy.load();
     let servers = &st.shared.config.servers;
     let visible = |role: u16, up: u16, item, name: &str| {
         servers
@@ -239,7 +258,42 @@ fn publish(st: &State) {
             tracing::error!("the routing index builder is gone; searches use the last index");
         }
     }
-    st.shared.catalog.store(Arc::new(catalog));
+    let old = st.shared.catalog.swap(Arc::new(catalog));
+    let new = st.shared.catalog.load();
+    changed_by_role(&old, &new)
+}
+
+/// Per role, which of its lists differ between two catalogs (what its clients are told).
+fn changed_by_role(old: &Catalog, new: &Catalog) -> Vec<u8> {
+    use crate::mcp::listen::{PROMPTS, RESOURCES, TOOLS};
+    if old.views.is_empty() {
+        return Vec::new(); // the first catalog: nobody has listed anything yet
+    }
+    new.views
+        .iter()
+        .enumerate()
+        .map(|(role, v)| {
+            let Some(o) = old.views.get(role) else {
+                return TOOLS | PROMPTS | RESOURCES;
+            };
+            let tools = |c: &Catalog, v: &crate::catalog::View| {
+                c.meta_list.as_ref().unwrap_or(&v.tools_list).legacy.clone()
+            };
+            let mut bits = 0;
+            if tools(old, o) != tools(new, v) {
+                bits |= TOOLS;
+            }
+            if o.prompts_list.legacy != v.prompts_list.legacy {
+                bits |= PROMPTS;
+            }
+            if o.resources_list.legacy != v.resources_list.legacy
+                || o.templates_list.legacy != v.templates_list.legacy
+            {
+                bits |= RESOURCES;
+            }
+            bits
+        })
+        .collect()
 }
 
 async fn stop_upstreams(shared: &Shared) {

@@ -50,6 +50,13 @@ pub struct Waiter {
     rx: local_sync::mpsc::unbounded::Rx<Delivery>,
 }
 
+impl Waiter {
+    /// The next delivery for this request; `None` when the lane dropped it.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+}
+
 impl Lane {
     pub fn new(index: u16) -> Lane {
         Lane {

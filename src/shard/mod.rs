@@ -39,6 +39,20 @@ pub enum LaneMsg {
         id: u64,
         frame: Frame,
     },
+    /// Lists changed: per role, which kinds (`mcp::listen` bits).
+    ListsChanged(Arc<[u8]>),
+    /// An upstream said one of its resources was updated.
+    ResourceUpdated {
+        upstream: u16,
+        uri: Box<str>,
+    },
+    /// A legacy client cancelled one of its requests (told to every shard).
+    Cancel {
+        session: u64,
+        id: bytes::Bytes,
+    },
+    /// A 2026-07-28 client's retry for a call this lane holds (it reached another shard).
+    Resume(crate::mcp::hold::Resume),
     /// A client's answer to a server-to-client request this lane relayed.
     ClientAnswer {
         session: u64,
@@ -67,7 +81,11 @@ pub enum ControlMsg {
     ListChanged {
         upstream: u16,
         generation: u64,
+        /// Which lists it named (`mcp::listen` bits).
+        kinds: u8,
     },
+    /// The policy's role rules changed (a reload): rebuild the catalog's visibility sets.
+    Republish,
     Stop,
 }
 
@@ -84,8 +102,8 @@ pub struct Shared {
     pub shard_count: usize,
     /// Shards that finished starting (listener bound).
     pub shards_up: AtomicUsize,
-    /// Keys, roles, limits.
-    pub policy: crate::policy::Policy,
+    /// Keys, tokens, roles, limits: a snapshot swapped whole on reload.
+    pub policy: crate::policy::PolicyHandle,
     /// The audit log, when on.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// TLS for the front listener, when configured.
@@ -104,6 +122,15 @@ impl Shared {
     pub fn upstream(&self, index: u16) -> Option<&Arc<Upstream>> {
         self.upstreams.get(index as usize)
     }
+
+    /// See `Gateway::reload_auth`.
+    pub fn reload_auth(&self, config: &Config) -> Result<crate::policy::Reloaded, String> {
+        let r = self.policy.reload(config)?;
+        if r.rules_changed {
+            let _ = self.control.send(ControlMsg::Republish);
+        }
+        Ok(r)
+    }
 }
 
 /// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
@@ -113,12 +140,18 @@ pub struct ShardCtx {
     pub sessions: Sessions,
     /// Requests being served right now (the drain waits for zero).
     pub active: std::cell::Cell<usize>,
-    /// Keys this shard has already verified.
-    pub keys: crate::policy::keys::KeyCache,
+    /// Keys and tokens this shard has already verified.
+    pub auth: crate::policy::AuthCache,
     /// Open connections on this shard.
     pub conns: std::cell::Cell<usize>,
     /// Server-to-client requests this shard relayed, awaiting clients' answers.
     pub answers: crate::mcp::relay::Answers,
+    /// Standing notification streams held by this shard's connections.
+    pub listeners: crate::mcp::listen::Listeners,
+    /// Upstream calls held for a 2026-07-28 client's input.
+    pub held: crate::mcp::hold::Held,
+    /// Legacy sessions' calls in flight, for their cancellation.
+    pub calls: crate::mcp::relay::Calls,
 }
 
 impl ShardCtx {
@@ -199,7 +232,8 @@ impl Gateway {
 
     /// The shared state and the control thread; the shards' inboxes are the caller's to run.
     fn launch(config: Config) -> Result<(Gateway, Vec<Option<Inbox>>), String> {
-        let policy = crate::policy::Policy::compile(&config)?;
+        let policy =
+            crate::policy::PolicyHandle::new(crate::policy::Policy::compile(&config)?, &config);
         let state_key = crate::mcp::state::StateKey::new(config.gateway.state_key.as_deref())?;
         let tls = config
             .gateway
@@ -269,6 +303,13 @@ impl Gateway {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Reload the `[auth]` and `[roles]` sections from `config` (SIGHUP): the new policy is
+    /// swapped in whole; requests already admitted finish under the old one. Other sections are
+    /// read at start only.
+    pub fn reload_auth(&self, config: &Config) -> Result<crate::policy::Reloaded, String> {
+        self.shared.reload_auth(config)
     }
 
     /// Stop: shards stop accepting and drain in-flight requests, then upstreams are stopped.
@@ -390,9 +431,12 @@ fn shard_main(
             lane: Lane::new(index),
             sessions: Sessions::default(),
             active: std::cell::Cell::new(0),
-            keys: Default::default(),
+            auth: Default::default(),
             conns: std::cell::Cell::new(0),
             answers: Default::default(),
+            listeners: Default::default(),
+            held: Default::default(),
+            calls: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -444,9 +488,18 @@ pub(crate) async fn inbox_loop(
             LaneMsg::ClientAnswer { session, frame } => {
                 crate::mcp::relay::deliver_answer(&ctx, session, frame)
             }
+            LaneMsg::ListsChanged(roles) => ctx.listeners.lists_changed(&roles),
+            LaneMsg::Resume(r) => crate::mcp::hold::resume_for_other(ctx.clone(), r),
+            LaneMsg::Cancel { session, id } => {
+                crate::mcp::relay::cancel(&ctx, session, &id, "cancelled by the client")
+            }
+            LaneMsg::ResourceUpdated { upstream, uri } => {
+                crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
+            }
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Stop => {
+                ctx.listeners.close_all();
                 if let Some(s) = stop.take() {
                     let _ = s.send(());
                 }

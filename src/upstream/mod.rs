@@ -139,6 +139,17 @@ pub struct Call<'a> {
 }
 
 impl Call<'static> {
+    /// A call whose messages are consumed by whoever holds its waiter (see `mcp::hold`).
+    pub fn internal_with_id(id: u64) -> Call<'static> {
+        Call {
+            id,
+            origin: id,
+            on_interim: &ignore_interim,
+            headers: &[],
+            client_caps: None,
+        }
+    }
+
     /// A gateway-internal request (list fetches, handshakes): nothing is relayed.
     pub fn internal(lane: &Lane) -> Call<'static> {
         Call {

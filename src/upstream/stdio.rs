@@ -258,6 +258,49 @@ impl StdioUpstream {
         res
     }
 
+    /// Send a request and return what to wait on, without waiting (a held call keeps the waiter).
+    pub fn send_request(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        method: &str,
+        params: Option<&[u8]>,
+        call: &Call<'_>,
+    ) -> Result<crate::shard::lane::Waiter, Error> {
+        let not_running = || {
+            Error::upstream(
+                ErrorKind::UpstreamUnavailable,
+                format!("server {:?} is not running", up.name),
+            )
+        };
+        let conn = self.conn.load_full().ok_or_else(not_running)?;
+        let mut line = request_with_id(Some(call.id), method, params);
+        line.push(b'\n');
+        let waiter = lane.expect(call.id, up.index);
+        let out = Out {
+            line,
+            track: Some((call.id, call.origin)),
+            untrack: None,
+        };
+        if conn.tx.send(out).is_err() {
+            lane.forget(call.id);
+            return Err(not_running());
+        }
+        Ok(waiter)
+    }
+
+    /// Give up on request `id` (a held call that expired): the server is told to stop.
+    pub fn cancel(&self, lane: &Lane, id: u64, reason: &'static str) {
+        if let Some(conn) = self.conn.load_full() {
+            drop(CancelOnDrop {
+                conn: &conn,
+                lane,
+                id,
+                reason,
+            });
+        }
+    }
+
     /// Send a notification (no reply).
     pub fn notify(&self, method: &str, params: Option<&[u8]>) -> bool {
         let mut line = request_with_id(None, method, params);
@@ -432,9 +475,15 @@ fn reader(
             Kind::Notification => {
                 let method = frame.method().unwrap_or_default();
                 if method.ends_with("/list_changed") {
+                    let kinds = match method.as_ref() {
+                        "notifications/tools/list_changed" => crate::mcp::listen::TOOLS,
+                        "notifications/prompts/list_changed" => crate::mcp::listen::PROMPTS,
+                        _ => crate::mcp::listen::RESOURCES,
+                    };
                     let _ = shared.control.send(ControlMsg::ListChanged {
                         upstream: up.index,
                         generation,
+                        kinds,
                     });
                 } else if method == "notifications/progress" {
                     // The token is the id of the request it reports on (the gateway set it so).
@@ -446,6 +495,20 @@ fn reader(
                         Some(id) => to_lane(shared, up, id, frame),
                         None => {
                             tracing::debug!(server = %up.name, "progress with a token switchyard never gave; dropped")
+                        }
+                    }
+                } else if method == "notifications/resources/updated" {
+                    let uri = frame
+                        .params_raw()
+                        .and_then(|p| sonic_rs::get(p, ["uri"]).ok())
+                        .and_then(|u| serde_json::from_str::<String>(u.as_raw_str()).ok());
+                    if let Some(uri) = uri {
+                        let uri: Box<str> = uri.into();
+                        for lane in shared.lanes.iter().skip(1) {
+                            let _ = lane.send(LaneMsg::ResourceUpdated {
+                                upstream: up.index,
+                                uri: uri.clone(),
+                            });
                         }
                     }
                 } else if method == "notifications/message" {

@@ -183,3 +183,41 @@ pub fn mark_down(up: &Upstream, reason: String) {
         since: Instant::now(),
     }));
 }
+
+/// A 2026-07-28 server tells of list changes only on a `subscriptions/listen` stream: open one on a
+/// stdio server for the lists it says change (its notifications reach control like a legacy
+/// server's; the listen request itself is never answered until the server ends it).
+pub fn listen_for_changes(lane: &Lane, up: &Upstream, hs: &Handshake) {
+    if hs.era != handshake::Era::Modern {
+        return;
+    }
+    let Transport::Stdio(s) = &up.transport else {
+        return; // an HTTP listen stream needs a standing connection; not held yet
+    };
+    let changes = |cap: &str| hs.capabilities[cap]["listChanged"] == serde_json::json!(true);
+    let wanted = serde_json::json!({
+        "toolsListChanged": changes("tools"),
+        "promptsListChanged": changes("prompts"),
+        "resourcesListChanged": changes("resources"),
+    });
+    if !["tools", "prompts", "resources"].iter().any(|c| changes(c)) {
+        return;
+    }
+    let params = handshake::with_modern_meta(
+        Some(
+            serde_json::json!({ "notifications": wanted })
+                .to_string()
+                .as_bytes(),
+        ),
+        None,
+    );
+    let mut line = crate::jsonrpc::request_with_id(
+        Some(lane.next_id()),
+        "subscriptions/listen",
+        Some(&params),
+    );
+    line.push(b'\n');
+    if !s.send_line(line) {
+        tracing::debug!(server = %up.name, "could not open a listen stream");
+    }
+}

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 
-import { LEGACY_VERSIONS, MODERN_VERSION, REPO, listAll, standardUpstreams, startEverythingHttp, tmpDir, withGateway } from './harness.mjs';
+import { GATEWAY_CLIENT_CAPS, LEGACY_VERSIONS, MODERN_VERSION, REPO, listAll, standardUpstreams, startEverythingHttp, tmpDir, withGateway } from './harness.mjs';
 import { defineSuite } from './suite.mjs';
 
 const INFO = { name: 'switchyard-e2e-ts-client2', version: '0.0.0' };
@@ -33,7 +33,7 @@ defineSuite({
     return client;
   },
   async connectDirect(up, { memoryFile }) {
-    const client = new Client(INFO); // legacy (the default)
+    const client = new Client(INFO, { capabilities: GATEWAY_CLIENT_CAPS }); // legacy (the default)
     if (up.url) {
       await client.connect(new StreamableHTTPClientTransport(new URL(up.url)));
     } else {

@@ -37,6 +37,10 @@ export const KINDS = {
 };
 const RENAMED_KINDS = new Set(['tools', 'prompts']);
 
+/** What the gateway declares to legacy upstreams (it relays these requests to clients that can
+ *  take them); a direct client declares the same, so both sides see the same capability-gated tools. */
+export const GATEWAY_CLIENT_CAPS = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} };
+
 export function switchyardBin() {
   const bin = process.env.SWITCHYARD_BIN || path.join(REPO, 'target/release/switchyard');
   try {

@@ -7,7 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { LEGACY_VERSIONS, REPO } from './harness.mjs';
+import { GATEWAY_CLIENT_CAPS, LEGACY_VERSIONS, REPO } from './harness.mjs';
 import { defineSuite } from './suite.mjs';
 
 const INFO = { name: 'switchyard-e2e-ts-sdk1', version: '0.0.0' };
@@ -25,7 +25,7 @@ defineSuite({
     return client;
   },
   async connectDirect(up, { memoryFile }) {
-    const client = new Client(INFO);
+    const client = new Client(INFO, { capabilities: GATEWAY_CLIENT_CAPS });
     if (up.url) {
       await client.connect(new StreamableHTTPClientTransport(new URL(up.url)));
     } else {

@@ -103,6 +103,15 @@ def everything_http(url: str, name: str = "web") -> Upstream:
     return Upstream(name=name, profile="everything", url=url)
 
 
+async def _refuse(*_args):
+    return types.ErrorData(code=-32601, message="the direct comparison client answers no server requests")
+
+
+# The gateway declares sampling, elicitation and roots to legacy upstreams (it relays those requests to
+# clients that can take them); a direct client declares the same, so both see the same tools.
+GATEWAY_CAPS = {"sampling_callback": _refuse, "elicitation_callback": _refuse, "list_roots_callback": _refuse}
+
+
 @asynccontextmanager
 async def connect_direct(upstream: Upstream, *, direct_memory_file: Path | None = None):
     """Connect the Python SDK straight to an upstream (stdio or Streamable HTTP).
@@ -112,7 +121,7 @@ async def connect_direct(upstream: Upstream, *, direct_memory_file: Path | None 
     A memory upstream gets its own storage file so direct and gateway graphs never mix.
     """
     if upstream.url:
-        async with Client(upstream.url, mode="legacy", cache=None) as client:
+        async with Client(upstream.url, mode="legacy", cache=None, **GATEWAY_CAPS) as client:
             yield client
         return
     env = dict(os.environ)
@@ -121,7 +130,7 @@ async def connect_direct(upstream: Upstream, *, direct_memory_file: Path | None 
         env["MEMORY_FILE_PATH"] = str(direct_memory_file)
     command = node_executable() if upstream.command == "node" else upstream.command
     params = StdioServerParameters(command=command, args=list(upstream.args), env=env, cwd=str(REPO))
-    async with Client(params, mode="legacy", cache=None) as client:
+    async with Client(params, mode="legacy", cache=None, **GATEWAY_CAPS) as client:
         yield client
 
 

@@ -128,3 +128,77 @@ def test_modern_request_state_is_sealed_and_checked(fixture_gateway) -> None:
     assert refused["error"]["code"] == -32602 and "requestState" in refused["error"]["message"], refused
     ok = call({**answers, "requestState": state})["result"]
     assert "state-ok" in ok["content"][0]["text"], ok
+
+
+@pytest.fixture
+def everything_gateway(start_gateway: StartGateway, tmp_path: Path):
+    from harness import everything_stdio
+
+    config = tmp_path / "gw.toml"
+    config.write_text(gateway_toml("127.0.0.1:1", [everything_stdio("everything").toml_entry()]))
+    return start_gateway(config_path=config, listen_override=True)
+
+
+async def test_modern_client_answers_a_legacy_servers_questions(everything_gateway) -> None:
+    """server-everything (2025-era, stdio) asks for sampling and elicitation mid-call; a 2026-07-28
+    client gets each question as an InputRequiredResult and its retry resumes the held call."""
+    cb = callbacks("Grace")
+    async with Client(everything_gateway.url, mode="2026-07-28", cache=None, **cb) as client:
+        r = await client.call_tool("everything__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
+        assert not r.is_error, r
+        assert "Greetings from Grace's model" in text_of(r)
+        r = await client.call_tool("everything__trigger-elicitation-request", {})
+        assert not r.is_error, r
+        assert "Grace" in text_of(r)
+
+
+async def test_modern_client_without_the_capability_is_told_which(everything_gateway) -> None:
+    async with Client(everything_gateway.url, mode="2026-07-28", cache=None) as client:
+        with anyio.fail_after(20), pytest.raises(MCPError, match="sampling"):
+            await client.call_tool("everything__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
+        # the held call was let go: the server still serves
+        r = await client.call_tool("everything__echo", {"message": "still here"})
+        assert text_of(r) == "Echo: still here"
+
+
+async def test_fifty_modern_clients_never_get_anothers_question(everything_gateway) -> None:
+    """Over stdio a question names no call; with calls of several clients in flight the gateway refuses
+    to guess (the tool fails) rather than ask the wrong client. Nothing may reach the wrong client."""
+    wrong: list[str] = []
+    answered = 0
+
+    async def one(i: int) -> None:
+        nonlocal answered
+        name = f"client{i}"
+        cb = callbacks(name)
+
+        async def sample(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+            asked = params.messages[0].content.text  # type: ignore[union-attr]
+            if not asked.endswith(f": {name}"):
+                wrong.append(f"{name} was asked {asked!r}")
+            return types.CreateMessageResult(
+                role="assistant", content=types.TextContent(type="text", text=f"Greetings from {name}'s model"), model="m"
+            )
+
+        cb["sampling_callback"] = sample
+        async with Client(everything_gateway.url, mode="2026-07-28", cache=None, **cb) as client:
+            try:
+                r = await client.call_tool("everything__trigger-sampling-request", {"prompt": name, "maxTokens": 5})
+            except MCPError:
+                return
+            text = text_of(r)
+            if r.is_error:
+                return
+            if f"Greetings from {name}'s model" not in text:
+                wrong.append(f"{name}: {text[:200]}")
+            else:
+                answered += 1
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(one, i)
+    assert not wrong, wrong[:5]
+    # Refusals come only from overlap: one client alone is answered.
+    before = answered
+    await one(999)
+    assert answered == before + 1, wrong

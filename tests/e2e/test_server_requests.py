@@ -104,3 +104,45 @@ async def test_client_without_capability_is_refused_not_hung(server_request_gate
             r = await client.call_tool("web__trigger-sampling-request", {"prompt": "x", "maxTokens": 5})
         assert r.is_error
         assert "sampling" in r.content[0].text
+
+
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_cancellation_reaches_the_upstream(server_request_gateway, server: str) -> None:
+    """A legacy client's notifications/cancelled (sent on its own POST, which may land on another
+    shard) ends its waiting call at once and tells the upstream; the session keeps working."""
+    import httpx
+
+    gw = server_request_gateway
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        init = await http.post(
+            gw.url,
+            headers=headers,
+            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        )
+        headers["Mcp-Session-Id"] = init.headers["mcp-session-id"]
+        headers["MCP-Protocol-Version"] = "2025-11-25"
+        await http.post(gw.url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        long_call = {"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
+            "name": f"{server}__trigger-long-running-operation", "arguments": {"duration": 20, "steps": 20}}}
+        started = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            result: dict = {}
+
+            async def call() -> None:
+                r = await httpx.AsyncClient(timeout=30).post(gw.url, headers=headers, json=long_call)
+                result["status"] = r.status_code
+                result["body"] = r.text
+
+            tg.start_soon(call)
+            await anyio.sleep(1.0)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 42, "reason": "test"}}
+            # A new connection: it may well reach the other shard.
+            r = await httpx.AsyncClient(timeout=5).post(gw.url, headers=headers, json=cancel)
+            assert r.status_code == 202
+        assert anyio.current_time() - started < 10, "the cancelled call was not ended promptly"
+        assert "cancelled" in result["body"].lower(), result
+        echo = {"jsonrpc": "2.0", "id": 43, "method": "tools/call", "params": {"name": f"{server}__echo", "arguments": {"message": "after"}}}
+        r = await http.post(gw.url, headers=headers, json=echo)
+        assert "Echo: after" in r.text

