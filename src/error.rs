@@ -54,6 +54,8 @@ pub enum ErrorKind {
     UpstreamProtocol,
     /// The gateway is stopping and takes no new work.
     ShuttingDown,
+    /// The client cancelled the request: it gets no response (an empty stream).
+    Cancelled,
     /// No key, or a key that is unknown, wrong, expired or revoked.
     Unauthorized,
     /// A valid key whose role may use nothing here.
@@ -92,7 +94,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => -31054,
             ErrorKind::NoAccess => -31055,
             ErrorKind::RateLimited => -31056,
-            ErrorKind::Internal => -32603,
+            ErrorKind::Internal | ErrorKind::Cancelled => -32603,
         }
     }
 
@@ -122,6 +124,7 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => 504,
             ErrorKind::ShuttingDown => 503,
             ErrorKind::Internal => 500,
+            ErrorKind::Cancelled => 200,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - `jsonrpc`: the frame (SIMD-parsed, zero-copy spans) and byte-splicing writers.
 //! - `mcp`: both protocol eras on one endpoint (or on stdin/stdout), legacy sessions, the method
 //!   handlers.
-//! - `upstream`: stdio and Streamable HTTP upstreams, era detection, supervision.
+//! - `upstream`: stdio, Streamable HTTP and legacy SSE upstreams, era detection, supervision.
 //! - `policy`: API keys (hashed), OAuth bearer tokens (JWT), roles and globs compiled to visibility
 //!   sets, the GCRA limiter, CORS; a snapshot swapped whole on reload (SIGHUP).
 //! - `router`: tool search by intent (n-gram + BM25 indexes, built off-core), `route-eval`.
@@ -25,9 +25,11 @@
 //!    `Mcp-*` headers; otherwise the legacy session named by `Mcp-Session-Id` (404 if unknown).
 //! 4. `mcp::dispatch` resolves the public name in the `catalog` snapshot to (upstream, original name).
 //! 5. The name is spliced back to the original and the request goes out with a lane-tagged id
-//!    (`upstream::call`): over a pooled HTTP connection, or to the stdio child's writer thread.
-//! 6. The reply comes back (stdio: routed by the id's lane bits to this shard's inbox), the caller's
-//!    id is spliced in, and the response is written as JSON — result bytes never re-serialized.
+//!    (`upstream::call`): over a pooled HTTP connection, or to the writer thread of a stdio child
+//!    or a legacy SSE stream.
+//! 6. The reply comes back (stdio, SSE: routed by the id's lane bits to this shard's inbox), the
+//!    caller's id is spliced in, and the response is written as JSON — result bytes never
+//!    re-serialized.
 
 pub mod audit;
 pub mod catalog;

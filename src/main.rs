@@ -39,6 +39,9 @@ fn main() -> ExitCode {
                             format!("stdio: {command} {}", args.join(" "))
                         }
                         switchyard::config::Transport::Http { url, .. } => format!("http: {url}"),
+                        switchyard::config::Transport::Sse { url, .. } => {
+                            format!("legacy sse: {url}")
+                        }
                     };
                     println!(
                         "  {}{} — {what}",

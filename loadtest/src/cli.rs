@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::floor::FloorConfig;
 use crate::mix;
 use crate::request::{self, Era};
 use crate::run::{RunConfig, ToolArgs};
@@ -27,6 +28,40 @@ pub enum Command {
     Compare(CompareArgs),
     /// A fast native MCP server (Streamable HTTP, or stdio) with echo, compute and delay tools.
     Upstream(UpstreamArgs),
+    /// The stdio floor: a stdio MCP server driven directly (no gateway), N requests in flight.
+    StdioFloor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// Requests in flight (pipelined over the server's stdin), closed loop.
+    #[arg(long, default_value_t = 8)]
+    pub inflight: usize,
+    /// Measured time (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Time run before measuring.
+    #[arg(long, default_value = "2s")]
+    pub warmup: String,
+    /// How long to wait for the last answers after the run.
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+    /// The tool called.
+    #[arg(long, default_value = "echo")]
+    pub tool: String,
+    /// Tool arguments (a JSON object; `${seq}` comes back in the answer). Default for echo:
+    /// {"message":"hello ${seq}"}.
+    #[arg(long = "args")]
+    pub args: Option<String>,
+    /// Print one JSON object (the keys of `run --json`) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+    /// The server's command and arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +207,29 @@ pub fn run_config(url: &str, load: &LoadArgs) -> Result<RunConfig, String> {
     })
 }
 
+/// Turns `stdio-floor`'s options into its config.
+pub fn floor_config(a: &FloorArgs) -> Result<FloorConfig, String> {
+    if a.inflight == 0 || a.inflight > 100_000 {
+        return Err("--inflight must be 1 to 100000".into());
+    }
+    let duration = parse_duration(&a.duration)?;
+    let timeout = parse_duration(&a.timeout)?;
+    if duration.is_zero() || timeout.is_zero() {
+        return Err("--duration and --timeout must be above 0".into());
+    }
+    let args = parse_args(a.args.as_slice())?;
+    Ok(FloorConfig {
+        command: a.command.clone(),
+        inflight: a.inflight,
+        duration,
+        warmup: parse_duration(&a.warmup)?,
+        timeout,
+        args: args.for_tool(&a.tool),
+        tool: a.tool.clone(),
+        progress: !a.quiet,
+    })
+}
+
 /// `--args` values: `JSON` (every tool) or `TOOL=JSON`.
 pub fn parse_args(values: &[String]) -> Result<ToolArgs, String> {
     let mut out = ToolArgs::default();
@@ -285,5 +343,32 @@ mod tests {
         load.agents = 0;
         assert!(run_config(&run.url, &load).is_err());
         assert!(run_config("http://10.0.0.1/mcp", &run.load).is_err());
+    }
+
+    #[test]
+    fn floor_options() {
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "stdio-floor",
+            "--inflight",
+            "4",
+            "--duration",
+            "2s",
+            "--",
+            "server",
+            "--stdio",
+        ])
+        .unwrap();
+        let Command::StdioFloor(a) = cli.command else {
+            panic!("not stdio-floor");
+        };
+        let cfg = floor_config(&a).unwrap();
+        assert_eq!(cfg.command, ["server", "--stdio"]);
+        assert_eq!(cfg.inflight, 4);
+        assert_eq!(cfg.args["message"], "hello ${seq}");
+        assert!(Cli::try_parse_from(["loadtest", "stdio-floor"]).is_err());
+        let mut a = a;
+        a.inflight = 0;
+        assert!(floor_config(&a).is_err());
     }
 }

@@ -15,6 +15,7 @@
 //! - `run`: worker threads started together, the live line, the merged [`report::Report`].
 //! - `report`: JSON, table, progress line. `compare`: interleaved rounds, medians, ratios.
 //! - `upstream`: the native MCP server (HTTP with SO_REUSEPORT per thread, or stdio).
+//! - `floor`: `stdio-floor`, a stdio server driven directly: the ceiling for any gateway.
 //!
 //! # Design
 //! Threads share nothing while the load runs (each worker has its own runtime, connections,
@@ -29,6 +30,7 @@ mod answer;
 mod cli;
 mod client;
 mod compare;
+mod floor;
 mod histogram;
 mod mix;
 mod report;
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             max_concurrent: args.max_concurrent,
             stdio: args.stdio,
         }),
+        Command::StdioFloor(args) => floor_command(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +79,16 @@ fn run_command(args: &RunArgs) -> Result<(), String> {
     };
     let report = run::execute(&cfg, &progress)?;
     if args.load.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn floor_command(args: &cli::FloorArgs) -> Result<(), String> {
+    let report = floor::execute(&cli::floor_config(args)?)?;
+    if args.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());

@@ -172,17 +172,73 @@ impl RequestTemplate {
 
 /// The legacy `initialize` request (id 0).
 pub fn initialize(target: &Target, extra_headers: &[u8]) -> Vec<u8> {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{LEGACY}","capabilities":{{}},"clientInfo":{{"name":"switchyard-loadtest","version":"{}"}}}}}}"#,
-        env!("CARGO_PKG_VERSION")
-    );
-    raw_post(target, &[], extra_headers, body.as_bytes())
+    raw_post(target, &[], extra_headers, initialize_body().as_bytes())
 }
 
-/// The legacy `notifications/initialized` for a session.
-pub fn initialized(target: &Target, session: &str, extra_headers: &[u8]) -> Vec<u8> {
+/// The legacy `initialize` request (id 0) as one stdio line.
+pub fn initialize_line() -> Vec<u8> {
+    let mut line = initialize_body().into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// `notifications/initialized` as one stdio line.
+pub const INITIALIZED_LINE: &[u8] =
+    b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+
+fn initialize_body() -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{LEGACY}","capabilities":{{}},"clientInfo":{{"name":"switchyard-loadtest","version":"{}"}}}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A legacy `tools/call` as one line of newline-delimited JSON-RPC (the stdio transport).
+#[derive(Debug, Clone)]
+pub struct LineTemplate {
+    body: Vec<Part>,
+    /// The arguments carry `${seq}`: the result must carry it back.
+    pub verify: bool,
+}
+
+impl LineTemplate {
+    /// A `tools/call` of `tool` with `args` (a JSON object; `${seq}` becomes the request number).
+    pub fn tool_call(tool: &str, args: &Value) -> Result<Self, String> {
+        if !args.is_object() {
+            return Err(format!("arguments of {tool} must be a JSON object"));
+        }
+        // serde_json escapes control characters, so the line holds no raw newline.
+        let args = args.to_string();
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{SEQ},"method":"tools/call","params":{{"name":{},"arguments":{args}}}}}"#,
+            json_string(tool)
+        );
+        Ok(LineTemplate {
+            verify: args.contains(SEQ),
+            body: split_seq(&body),
+        })
+    }
+
+    /// Appends request number `seq`, newline included, to `out`.
+    pub fn render_into(&self, seq: u64, out: &mut Vec<u8>) {
+        let digits = itoa_buf(seq);
+        for p in &self.body {
+            match p {
+                Part::Lit(b) => out.extend_from_slice(b),
+                Part::Seq => out.extend_from_slice(digits.as_slice()),
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The legacy `notifications/initialized` (in the session, when the server assigned one).
+pub fn initialized(target: &Target, session: Option<&str>, extra_headers: &[u8]) -> Vec<u8> {
     let body = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    let headers = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: {LEGACY}\r\n");
+    let headers = match session {
+        Some(sid) => format!("Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: {LEGACY}\r\n"),
+        None => format!("MCP-Protocol-Version: {LEGACY}\r\n"),
+    };
     raw_post(target, headers.as_bytes(), extra_headers, body)
 }
 
@@ -377,13 +433,39 @@ mod tests {
         let (_, init) = split(&initialize(&t, b""));
         assert_eq!(init["method"], "initialize");
         assert_eq!(init["params"]["protocolVersion"], LEGACY);
-        let (head, note) = split(&initialized(&t, "abc", b""));
+        let (head, note) = split(&initialized(&t, Some("abc"), b""));
         assert!(head.contains("Mcp-Session-Id: abc\r\n"));
         assert!(note.get("id").is_none());
+        // A server that assigned no session (the spec allows it) gets none back.
+        let (head, _) = split(&initialized(&t, None, b""));
+        assert!(!head.contains("Mcp-Session-Id"), "{head}");
         let del = delete_session(&t, "abc", b"");
         let head = wire::parse_request_head(&del).unwrap().unwrap();
         assert_eq!(head.method, wire::Method::Delete);
         assert_eq!(head.session_id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn stdio_lines() {
+        let args = serde_json::json!({"message": "a\nb ${seq}"});
+        let tmpl = LineTemplate::tool_call("echo", &args).unwrap();
+        assert!(tmpl.verify);
+        let mut out = Vec::new();
+        tmpl.render_into(7, &mut out);
+        tmpl.render_into(12, &mut out);
+        let lines: Vec<Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "the escaped newline stays inside its line");
+        assert_eq!(lines[0]["id"], 7);
+        assert_eq!(lines[1]["params"]["arguments"]["message"], "a\nb 12");
+        assert!(LineTemplate::tool_call("echo", &serde_json::json!([])).is_err());
+        let init: Value = serde_json::from_slice(&initialize_line()).unwrap();
+        assert_eq!(init["method"], "initialize");
+        let note: Value = serde_json::from_slice(INITIALIZED_LINE).unwrap();
+        assert_eq!(note["method"], "notifications/initialized");
     }
 
     #[test]

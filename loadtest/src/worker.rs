@@ -161,15 +161,16 @@ async fn setup(plan: Arc<Plan>, share: Share) -> Result<Setup, String> {
         conns.push(conn);
         for (a, sid) in got? {
             if let Some(slot) = sessions.get_mut(a) {
-                *slot = Some(sid);
+                *slot = sid;
             }
         }
     }
     Ok((conns, sessions))
 }
 
-/// The legacy handshake of one agent; returns its session id.
-async fn initialize(plan: &Plan, conn: &mut Conn) -> Result<String, String> {
+/// The legacy handshake of one agent; returns its session id. A server may assign none (the
+/// spec's "MAY"; MCPlex, for one, keeps no sessions): the agent then sends no `Mcp-Session-Id`.
+async fn initialize(plan: &Plan, conn: &mut Conn) -> Result<Option<String>, String> {
     let req = request::initialize(&plan.target, &plan.extra_headers);
     let (status, sid, verdict, excerpt) = {
         let reply = tokio::time::timeout(plan.timeout, conn.exchange(&req))
@@ -194,8 +195,7 @@ async fn initialize(plan: &Plan, conn: &mut Conn) -> Result<String, String> {
             "initialize answered {kind} (HTTP {status}): {excerpt}"
         ));
     }
-    let sid = sid.ok_or("initialize answered without an Mcp-Session-Id header")?;
-    let note = request::initialized(&plan.target, &sid, &plan.extra_headers);
+    let note = request::initialized(&plan.target, sid.as_deref(), &plan.extra_headers);
     let status = tokio::time::timeout(plan.timeout, conn.exchange(&note))
         .await
         .map_err(|_| "notifications/initialized timed out".to_string())?

@@ -230,6 +230,20 @@ pub enum Transport {
         url: String,
         headers: Vec<(String, String)>,
     },
+    /// The legacy (2024-11-05) HTTP+SSE transport: `url` is the event stream to GET.
+    Sse {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// `[[servers]] transport` of a url server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum UrlTransport {
+    #[default]
+    StreamableHttp,
+    Sse,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +278,7 @@ struct RawServer {
     url: Option<Spanned<String>>,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, Spanned<String>>,
+    transport: Option<Spanned<UrlTransport>>,
     #[serde(default = "yes")]
     enabled: bool,
     request_timeout_ms: Option<u64>,
@@ -402,10 +417,10 @@ impl Config {
             }
             let transport = match (&s.command, &s.url) {
                 (Some(cmd), None) => {
-                    if !s.headers.is_empty() {
+                    if !s.headers.is_empty() || s.transport.is_some() {
                         return Err(loc.at(
-                            at,
-                            format!("server {name:?}: headers apply only to url servers"),
+                            s.transport.as_ref().map_or(at, |t| t.span().start),
+                            format!("server {name:?}: headers and transport apply only to url servers"),
                         ));
                     }
                     let env = s
@@ -447,7 +462,18 @@ impl Config {
                         .iter()
                         .map(|(k, v)| Ok((k.clone(), loc.expand(v)?)))
                         .collect::<Result<_, ConfigError>>()?;
-                    Transport::Http { url: u, headers }
+                    match s.transport.as_ref().map(|t| *t.get_ref()) {
+                        None | Some(UrlTransport::StreamableHttp) => {
+                            Transport::Http { url: u, headers }
+                        }
+                        Some(UrlTransport::Sse) if s.era == EraPin::Modern => {
+                            return Err(loc.at(
+                                at,
+                                format!("server {name:?}: a transport = \"sse\" server speaks only the legacy era, not era = \"modern\""),
+                            ))
+                        }
+                        Some(UrlTransport::Sse) => Transport::Sse { url: u, headers },
+                    }
                 }
                 (Some(_), Some(_)) => {
                     return Err(loc.at(
@@ -459,7 +485,7 @@ impl Config {
                     return Err(loc.at(
                         at,
                         format!(
-                            "server {name:?}: needs a command (stdio) or a url (Streamable HTTP)"
+                            "server {name:?}: needs a command (stdio) or a url (Streamable HTTP, or legacy SSE with transport = \"sse\")"
                         ),
                     ))
                 }
@@ -794,6 +820,38 @@ enabled = false
         ] {
             let e = parse(&format!("{base}{extra}")).unwrap_err().0;
             assert!(e.starts_with("t.toml:2:") && e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn url_transports() {
+        let c = parse(
+            "[[servers]]\nname = \"a\"\nurl = \"http://h/sse\"\ntransport = \"sse\"\n\n[[servers]]\nname = \"b\"\nurl = \"http://h/mcp\"\ntransport = \"streamable-http\"\n\n[[servers]]\nname = \"c\"\nurl = \"http://h/mcp\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.servers[0].transport, Transport::Sse { url, .. } if url == "http://h/sse")
+        );
+        assert!(matches!(c.servers[1].transport, Transport::Http { .. }));
+        assert!(matches!(c.servers[2].transport, Transport::Http { .. }));
+        // (the text after `name = "a"`, the error's line, what it says)
+        let refused = [
+            ("url = \"http://h/\"\ntransport = \"ws\"", 4, "sse"),
+            ("command = \"x\"\ntransport = \"sse\"", 4, "url servers"),
+            (
+                "url = \"http://h/\"\ntransport = \"sse\"\nera = \"modern\"",
+                1,
+                "legacy",
+            ),
+        ];
+        for (rest, line, says) in refused {
+            let e = parse(&format!("[[servers]]\nname = \"a\"\n{rest}\n"))
+                .unwrap_err()
+                .0;
+            assert!(
+                e.starts_with(&format!("t.toml:{line}:")) && e.contains(says),
+                "{e}"
+            );
         }
     }
 }

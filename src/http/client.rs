@@ -8,9 +8,9 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use super::chunked::ChunkedDecoder;
 use super::has_media_type;
 use super::io::read_more;
+use super::response::{parse_head, BodyDecoder, Head};
 use super::sse::SseParser;
 
 /// A parsed `http://host:port/path` URL.
@@ -69,6 +69,55 @@ impl Url {
     }
 }
 
+impl Url {
+    /// Resolve a URL reference against this one (a legacy SSE server's `endpoint` event: usually a
+    /// path such as `/message?sessionId=…`). Refused when it names another host or port, as the
+    /// TypeScript SDK refuses it: the messages we POST go only where the configured URL points.
+    pub fn join(&self, reference: &str) -> Result<Url, String> {
+        let reference = reference.trim();
+        let reference = reference.split('#').next().unwrap_or("");
+        // A scheme is what comes before a ':' that precedes any '/', '?' or '#'.
+        let absolute = reference
+            .find([':', '/', '?', '#'])
+            .is_some_and(|i| i > 0 && reference.as_bytes()[i] == b':');
+        let joined = if absolute {
+            Url::parse(reference)?
+        } else if let Some(rest) = reference.strip_prefix("//") {
+            Url::parse(&format!("http://{rest}"))?
+        } else {
+            let path = if reference.starts_with('/') {
+                reference.to_owned()
+            } else {
+                let base = self.path.split('?').next().unwrap_or("/");
+                if reference.starts_with('?') || reference.is_empty() {
+                    format!("{base}{reference}")
+                } else {
+                    let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+                    format!("{dir}{reference}")
+                }
+            };
+            Url {
+                path,
+                ..self.clone()
+            }
+        };
+        if (joined.host.as_str(), joined.port) != (self.host.as_str(), self.port) {
+            return Err(format!(
+                "{reference:?} is on another origin than {}",
+                self.authority
+            ));
+        }
+        if joined
+            .path
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ')
+        {
+            return Err(format!("{reference:?} is not a usable path"));
+        }
+        Ok(joined)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("connect: {0}")]
@@ -83,14 +132,15 @@ pub enum ClientError {
     TooLarge,
     #[error("no response in time")]
     Timeout,
+    #[error("answered HTTP {0}")]
+    Status(u16),
 }
 
 /// What one POST brought back.
 #[derive(Debug, Default)]
 pub struct PostOutcome {
-    pub status: u16,
-    pub session_id: Option<String>,
-    pub content_type: Option<String>,
+    /// Status, session id, content type.
+    pub head: Head,
     /// JSON-RPC messages received, in order: a JSON body is one message; an SSE stream gives every
     /// message up to and including the response whose id we waited for.
     pub messages: Vec<Bytes>,
@@ -108,6 +158,36 @@ pub async fn connect(url: &Url) -> Result<TcpStream, ClientError> {
     Ok(stream)
 }
 
+/// One request's bytes: its line, `Host`, `headers`, a JSON body's type and length, the body.
+pub fn request_bytes<'a>(
+    method: &str,
+    url: &Url,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    use std::io::Write;
+    let mut req = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
+    let _ = write!(
+        req,
+        "{method} {} HTTP/1.1\r\nHost: {}\r\n",
+        url.path, url.authority
+    );
+    for (k, v) in headers {
+        let _ = write!(req, "{k}: {v}\r\n");
+    }
+    if let Some(body) = body {
+        let _ = write!(
+            req,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        req.extend_from_slice(body);
+    } else {
+        req.extend_from_slice(b"\r\n");
+    }
+    req
+}
+
 /// Write one POST and read its answer. `on_message` sees each SSE message as it arrives and tells
 /// whether it is the response we wait for.
 pub async fn post(
@@ -119,14 +199,13 @@ pub async fn post(
     deadline: Instant,
     on_message: &dyn Fn(&Bytes) -> bool,
 ) -> Result<PostOutcome, ClientError> {
-    use std::io::Write;
-    let mut req = Vec::with_capacity(256 + body.len());
-    let _ = write!(req, "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n", url.path, url.authority, body.len());
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    req.extend_from_slice(b"\r\n");
-    req.extend_from_slice(body);
+    let accept = [("Accept", "application/json, text/event-stream")];
+    let req = request_bytes(
+        "POST",
+        url,
+        accept.into_iter().chain(headers.iter().copied()),
+        Some(body),
+    );
     let (res, _) = conn.write_all(req).await;
     res?;
     read_response(conn, max_body, deadline, on_message, false).await
@@ -140,17 +219,7 @@ pub async fn bodiless(
     headers: &[(&str, &str)],
     deadline: Instant,
 ) -> Result<PostOutcome, ClientError> {
-    use std::io::Write;
-    let mut req = Vec::with_capacity(256);
-    let _ = write!(
-        req,
-        "{method} {} HTTP/1.1\r\nHost: {}\r\n",
-        url.path, url.authority
-    );
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    req.extend_from_slice(b"\r\n");
+    let req = request_bytes(method, url, headers.iter().copied(), None);
     let (res, _) = conn.write_all(req).await;
     res?;
     read_response(conn, 1 << 20, deadline, &|_| false, method == "HEAD").await
@@ -178,44 +247,13 @@ async fn read_response(
 ) -> Result<PostOutcome, ClientError> {
     let mut buf = Vec::with_capacity(8192);
     let mut out = PostOutcome::default();
-    let (head_len, content_length, chunked, mut close) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(n)) => {
-                out.status = resp.code.unwrap_or(0);
-                let mut cl = None;
-                let mut chunked = false;
-                let mut close = resp.version == Some(0);
-                for h in resp.headers.iter() {
-                    let v = String::from_utf8_lossy(h.value).trim().to_owned();
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        cl = Some(
-                            v.parse::<usize>()
-                                .map_err(|_| ClientError::Malformed("bad Content-Length"))?,
-                        );
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        chunked = v.to_ascii_lowercase().contains("chunked");
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        close |= v.eq_ignore_ascii_case("close");
-                    } else if h.name.eq_ignore_ascii_case("content-type") {
-                        out.content_type = Some(v);
-                    } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
-                        out.session_id = Some(v);
-                    }
-                }
-                if out.status == 100 {
-                    buf.drain(..n);
-                    continue;
-                }
-                break (n, cl, chunked, close);
+    let head = loop {
+        if let Some((n, head)) = parse_head(&buf)? {
+            buf.drain(..n);
+            if head.status == 100 {
+                continue;
             }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() > 64 << 10 {
-                    return Err(ClientError::Malformed("response head too large"));
-                }
-            }
-            Err(_) => return Err(ClientError::Malformed("bad response head")),
+            break head;
         }
         let (n, b) = read_more_by(conn, buf, deadline).await?;
         buf = b;
@@ -223,48 +261,30 @@ async fn read_response(
             return Err(ClientError::Closed);
         }
     };
-    buf.drain(..head_len);
-    if no_body || out.status == 204 || out.status == 304 {
+    let mut close = head.close;
+    if no_body || head.status == 204 || head.status == 304 {
+        out.head = head;
         out.reusable = !close;
         return Ok(out);
     }
-    let sse = out
+    let sse = head
         .content_type
         .as_deref()
         .is_some_and(|ct| has_media_type(ct, "text/event-stream"));
-    let json = out
+    let json = head
         .content_type
         .as_deref()
         .is_some_and(|ct| has_media_type(ct, "application/json"));
     let mut body = Vec::new();
-    let mut dec = chunked.then(|| ChunkedDecoder::new(max_body));
+    let mut dec = BodyDecoder::new(&head, max_body)?;
+    out.head = head;
     let mut parser = SseParser::default();
     let mut fed = 0usize;
     let mut got_ours = false;
     let mut linger: Option<Instant> = None;
     loop {
         // Move what arrived into `body`.
-        let done = match (&mut dec, content_length) {
-            (Some(d), _) => {
-                let used = d
-                    .decode(&buf, &mut body)
-                    .map_err(|_| ClientError::Malformed("bad chunked body"))?;
-                buf.drain(..used);
-                d.is_done()
-            }
-            (None, Some(len)) => {
-                if len > max_body {
-                    return Err(ClientError::TooLarge);
-                }
-                let take = (len - body.len()).min(buf.len());
-                body.extend(buf.drain(..take));
-                body.len() == len
-            }
-            (None, None) => {
-                body.append(&mut buf);
-                false
-            }
-        };
+        let done = dec.take(&mut buf, &mut body)?;
         if body.len() > max_body {
             return Err(ClientError::TooLarge);
         }
@@ -313,7 +333,7 @@ async fn read_response(
         let (n, b) = read_more_by(conn, buf, deadline).await?;
         buf = b;
         if n == 0 {
-            if content_length.is_none() && dec.is_none() {
+            if dec.ends_at_close() {
                 close = true;
                 break; // body delimited by close
             }
@@ -354,6 +374,21 @@ mod tests {
         );
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
         assert!(Url::parse("ftp://h").is_err());
+        let base = Url::parse("http://127.0.0.1:9/mcp/sse?x=1").unwrap();
+        let j = |r: &str| base.join(r).map(|u| u.path);
+        assert_eq!(
+            j("/message?sessionId=a").as_deref(),
+            Ok("/message?sessionId=a")
+        );
+        assert_eq!(j("messages/?s=1").as_deref(), Ok("/mcp/messages/?s=1"));
+        assert_eq!(j("?s=2").as_deref(), Ok("/mcp/sse?s=2"));
+        assert_eq!(j("http://127.0.0.1:9/m#frag").as_deref(), Ok("/m"));
+        assert!(j("http://127.0.0.1:10/m").is_err());
+        assert!(j("//evil.example/m").is_err());
+        assert!(j("https://127.0.0.1:9/m").is_err());
+        assert!(j("/a b").is_err());
+        assert_eq!(j("/m?next=http://x/").as_deref(), Ok("/m?next=http://x/"));
+        assert!(j("ftp://127.0.0.1:9/m").is_err());
         assert!(Url::parse("http://h:x/").is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! HTTP/1.1 for the front and for upstreams: request/response heads (httparse), Content-Length and
-//! chunked bodies, SSE framing, and the ownership-passing read/write helpers over monoio streams.
+//! chunked bodies, SSE framing, the ownership-passing read/write helpers over monoio streams, and a
+//! blocking client for the plain threads of legacy SSE upstreams.
 
+pub mod blocking;
 pub mod chunked;
 pub mod client;
 pub mod io;
+pub mod response;
 pub mod server;
 pub mod sse;
 pub mod tls;

@@ -21,6 +21,11 @@ impl SseParser {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Bytes held for an event not yet complete (what bounds a stream's largest message).
+    pub fn pending(&self) -> usize {
+        self.buf.len() + self.cur.data.len()
+    }
+
     /// The next complete event, if the fed bytes hold one.
     pub fn next_event(&mut self) -> Option<Event> {
         loop {

@@ -368,10 +368,14 @@ async fn forward(
         }
         _ => params,
     };
-    // A 2026-07-28 client of a legacy stdio server: questions the server asks mid-call are bridged.
+    // A 2026-07-28 client of a legacy stdio or SSE server: questions the server asks mid-call are
+    // bridged (the call is held between the client's rounds).
     if ex.era == ClientEra::Modern
         && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy)
-        && matches!(up.transport, upstream::Transport::Stdio(_))
+        && matches!(
+            up.transport,
+            upstream::Transport::Stdio(_) | upstream::Transport::Sse(_)
+        )
     {
         return held_call(ctx, ex, up, method, &binding, params).await;
     }
@@ -409,13 +413,19 @@ async fn forward(
         let reply = match tracked {
             // A legacy client may cancel: the call is dropped (the upstream is told).
             Some(mut t) => {
+                let mut relayed = std::pin::pin!(relayed);
                 monoio::select! {
-                    r = relayed => r?,
-                    _ = &mut t.stopped => {
-                        return Err(Error::downstream(
-                            ErrorKind::InvalidRequest,
-                            "Request cancelled by the client",
-                        ))
+                    r = &mut relayed => r?,
+                    stop = &mut t.stopped => match stop {
+                        Ok(()) => {
+                            return Err(Error::downstream(
+                                ErrorKind::Cancelled,
+                                "Request cancelled by the client",
+                            ))
+                        }
+                        // Another request of the session reused this id: only the newest can be
+                        // cancelled by it; this one runs on.
+                        Err(_) => relayed.await?,
                     }
                 }
             }
@@ -509,11 +519,20 @@ async fn held_call(
             let id = ctx.lane.next_id();
             let mapped = relayer.map_progress(params, id);
             let params = mapped.as_deref().unwrap_or(params);
-            let upstream::Transport::Stdio(s) = &up.transport else {
-                return Err(Error::internal("held calls are for stdio servers"));
-            };
             let call = upstream::Call::internal_with_id(id);
-            let waiter = s.send_request(&ctx.lane, up, method, Some(params), &call)?;
+            let waiter = match &up.transport {
+                upstream::Transport::Stdio(s) => {
+                    s.slot
+                        .send_request(&ctx.lane, up, method, Some(params), &call)?
+                }
+                upstream::Transport::Sse(s) => {
+                    s.slot
+                        .send_request(&ctx.lane, up, method, Some(params), &call)?
+                }
+                upstream::Transport::Http(_) => {
+                    return Err(Error::internal("held calls are for stdio and SSE servers"))
+                }
+            };
             hold::drive(ctx, up, waiter, &|f| relayer.on_interim(f)).await?
         }
     };

@@ -752,6 +752,12 @@ async fn legacy(
     };
     let resp = match dispatch::dispatch(ctx, &ex).await {
         Ok(body) => Response::json(200, body),
+        // A cancelled request gets no response (the spec's SHOULD NOT): an empty event stream.
+        Err(e) if e.kind == ErrorKind::Cancelled => {
+            let mut r = Response::new(200);
+            r.content_type = Some("text/event-stream");
+            r
+        }
         Err(e) => error_response(&e, id, era),
     };
     resp.header("Mcp-Session-Id", sid)

@@ -144,8 +144,10 @@ fn hold(ctx: &ShardCtx, waiter: Waiter, up: &Arc<Upstream>, asked: Bytes) -> Res
 }
 
 fn cancel(ctx: &ShardCtx, up: &Upstream, id: u64, reason: &'static str) {
-    if let Transport::Stdio(s) = &up.transport {
-        s.cancel(&ctx.lane, id, reason);
+    match &up.transport {
+        Transport::Stdio(s) => s.slot.cancel(&ctx.lane, id, reason),
+        Transport::Sse(s) => s.slot.cancel(&ctx.lane, id, reason),
+        Transport::Http(_) => {}
     }
 }
 

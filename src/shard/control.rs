@@ -114,6 +114,11 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
             | LaneMsg::Resume(_)
             | LaneMsg::Cancel { .. }
             | LaneMsg::ResourceUpdated { .. } => {}
+            LaneMsg::Failed {
+                upstream,
+                id,
+                error,
+            } => st.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(_) | LaneMsg::Stop => {}
         }
@@ -158,8 +163,11 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
             Err(e) => {
                 tracing::error!(server = %up.name, "upstream failed to start: {e}");
                 supervisor::mark_down(&up, e.to_string());
-                if let Transport::Stdio(s) = &up.transport {
-                    s.terminate();
+                // Whatever the failed attempt left running goes (a child, a half-open stream).
+                match &up.transport {
+                    Transport::Stdio(s) => s.terminate(),
+                    Transport::Sse(s) => s.terminate(),
+                    Transport::Http(_) => {}
                 }
                 wait = if wait.is_zero() {
                     Duration::from_secs(1)
@@ -300,13 +308,15 @@ async fn stop_upstreams(shared: &Shared) {
     for up in shared.upstreams.iter() {
         match &up.transport {
             Transport::Stdio(s) => s.terminate(),
+            Transport::Sse(s) => s.terminate(),
             Transport::Http(h) => h.close_session(up).await,
         }
     }
-    // Give children a moment to exit on SIGTERM before the process ends.
+    // Give children a moment to exit on SIGTERM (and streams to close) before the process ends.
     for _ in 0..40 {
         if shared.upstreams.iter().all(|u| match &u.transport {
             Transport::Stdio(s) => s.pid().is_none(),
+            Transport::Sse(s) => s.slot.current().is_none(),
             Transport::Http(_) => true,
         }) {
             break;

@@ -2,8 +2,8 @@
 //! its pooled upstream HTTP connections. Shards are lanes 1..=N, the control thread is lane 0.
 //!
 //! Upstream request ids carry the lane in their high bits (`lane << 40 | seq`), so whoever reads an
-//! upstream's replies (a stdio reader thread) routes each one to the lane that sent it without any
-//! shared table; the table itself is lane-local and needs no lock.
+//! upstream's replies (a stdio or legacy SSE reader thread) routes each one to the lane that sent it
+//! without any shared table; the table itself is lane-local and needs no lock.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -108,8 +108,18 @@ impl Lane {
         }
     }
 
+    /// Request `id` failed before any reply (it could not be delivered).
+    pub fn fail(&self, upstream: u16, id: u64, error: Error) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.get(&id).is_some_and(|p| p.upstream == upstream) {
+            if let Some(p) = pending.remove(&id) {
+                let _ = p.tx.send(Delivery::Final(Err(error)));
+            }
+        }
+    }
+
     /// A message the upstream sent while serving request `id` (routed by a progress token or by
-    /// the stdio reader's attribution); late ones, for calls already answered, are dropped.
+    /// the stdio or SSE reader's attribution); late ones, for calls already answered, are dropped.
     pub fn interim(&self, upstream: u16, id: u64, frame: Frame) {
         match self.pending.borrow().get(&id) {
             Some(p) if p.upstream == upstream => {

@@ -28,12 +28,12 @@ use lane::Lane;
 
 /// Messages into a lane (a shard's or the control thread's event loop).
 pub enum LaneMsg {
-    /// A stdio upstream's reply to a request this lane sent.
+    /// A stdio or legacy SSE upstream's reply to a request this lane sent.
     Reply {
         upstream: u16,
         frame: Frame,
     },
-    /// A message a stdio upstream sent while serving request `id` of this lane.
+    /// A message a stdio or legacy SSE upstream sent while serving request `id` of this lane.
     Interim {
         upstream: u16,
         id: u64,
@@ -53,6 +53,12 @@ pub enum LaneMsg {
     },
     /// A 2026-07-28 client's retry for a call this lane holds (it reached another shard).
     Resume(crate::mcp::hold::Resume),
+    /// Request `id` of this lane could not be delivered (a legacy SSE upstream refused its POST).
+    Failed {
+        upstream: u16,
+        id: u64,
+        error: Error,
+    },
     /// A client's answer to a server-to-client request this lane relayed.
     ClientAnswer {
         session: u64,
@@ -72,7 +78,7 @@ pub type Inbox = flume::Receiver<LaneMsg>;
 
 /// Messages to the control thread.
 pub enum ControlMsg {
-    /// A stdio child exited.
+    /// A stdio child exited, or a legacy SSE upstream's event stream ended.
     Exited {
         upstream: u16,
         generation: u64,
@@ -496,6 +502,11 @@ pub(crate) async fn inbox_loop(
             LaneMsg::ResourceUpdated { upstream, uri } => {
                 crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
             }
+            LaneMsg::Failed {
+                upstream,
+                id,
+                error,
+            } => ctx.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Stop => {

@@ -225,7 +225,7 @@ impl HttpUpstream {
                     &drop_interim,
                 )
                 .await?;
-            if (200..300).contains(&out.status) {
+            if (200..300).contains(&out.head.status) {
                 if let Ok(f) = find_reply(up, &out, id) {
                     if let Some(h) = f
                         .result_raw()
@@ -261,19 +261,19 @@ impl HttpUpstream {
             .await?;
         let frame = find_reply(up, &out, id)?;
         let hs = handshake::from_initialize_reply(&up.name, &frame)?;
-        let session = out.session_id.clone();
+        let session = out.head.session_id.clone();
         let mut headers = Vec::new();
         self.base_headers(&hs.version, session.as_deref(), &mut headers);
         let note = request_with_id(None, "notifications/initialized", None);
         let out = self
             .post(lane, up, &headers, &note, deadline, None, &drop_interim)
             .await?;
-        if !(200..300).contains(&out.status) {
+        if !(200..300).contains(&out.head.status) {
             return Err(Error::upstream(
                 ErrorKind::UpstreamProtocol,
                 format!(
                     "server {:?} refused notifications/initialized with HTTP {}",
-                    up.name, out.status
+                    up.name, out.head.status
                 ),
             ));
         }
@@ -300,14 +300,14 @@ impl HttpUpstream {
         let out = self
             .post(lane, up, &headers, msg, deadline, None, &drop_interim)
             .await?;
-        if (200..300).contains(&out.status) {
+        if (200..300).contains(&out.head.status) {
             Ok(())
         } else {
             Err(Error::upstream(
                 ErrorKind::UpstreamProtocol,
                 format!(
                     "server {:?} refused our answer to its request with HTTP {}",
-                    up.name, out.status
+                    up.name, out.head.status
                 ),
             ))
         }
@@ -346,7 +346,7 @@ fn unavailable(up: &Upstream, e: &ClientError) -> Error {
 /// The upstream no longer knows our session: 404 (the spec), or the 400 "no valid session" some
 /// servers answer instead.
 fn session_lost(out: &PostOutcome) -> bool {
-    match out.status {
+    match out.head.status {
         404 => true,
         400 => {
             let text = out
@@ -384,7 +384,7 @@ fn find_reply(up: &Upstream, out: &PostOutcome, id: u64) -> Result<Frame, Error>
         ErrorKind::UpstreamProtocol,
         format!(
             "server {:?} answered HTTP {} without a response: {detail}",
-            up.name, out.status
+            up.name, out.head.status
         ),
     ))
 }

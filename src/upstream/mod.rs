@@ -1,9 +1,11 @@
-//! Upstream MCP servers: one closed enum of transports (`stdio`, `http`), the handshake that detects
-//! each server's era (probe `server/discover`, fall back to `initialize`), and the one `call` every
-//! lane uses to send a request and await its reply.
+//! Upstream MCP servers: one closed enum of transports (`stdio`, `http`, legacy `sse`), the
+//! handshake that detects each server's era (probe `server/discover`, fall back to `initialize`),
+//! and the one `call` every lane uses to send a request and await its reply.
 
 pub mod handshake;
 pub mod http;
+pub mod link;
+pub mod sse;
 pub mod stdio;
 pub mod supervisor;
 
@@ -44,6 +46,8 @@ impl Status {
 pub enum Transport {
     Stdio(stdio::StdioUpstream),
     Http(http::HttpUpstream),
+    /// The 2024-11-05 HTTP+SSE transport.
+    Sse(sse::SseUpstream),
 }
 
 pub struct Upstream {
@@ -68,6 +72,9 @@ impl Upstream {
             config::Transport::Stdio { .. } => Transport::Stdio(stdio::StdioUpstream::default()),
             config::Transport::Http { url, headers } => {
                 Transport::Http(http::HttpUpstream::new(url, headers)?)
+            }
+            config::Transport::Sse { url, headers } => {
+                Transport::Sse(sse::SseUpstream::new(url, headers)?)
             }
         };
         Ok(Upstream {
@@ -125,8 +132,8 @@ impl Upstream {
 }
 
 /// One request's identity on its way upstream: its id (chosen by the caller, so a progress token can
-/// name it), whose it is (for attributing a stdio server's unlinked messages), and where messages the
-/// upstream sends while serving it go.
+/// name it), whose it is (for attributing a stdio or SSE server's unlinked messages), and where
+/// messages the upstream sends while serving it go.
 pub struct Call<'a> {
     pub id: u64,
     /// 0 for the gateway's own requests; else a tag of the client (session or single call).
@@ -214,23 +221,30 @@ pub async fn call_internal(
 /// Answer a server-to-client request of `up` (a whole JSON-RPC response message).
 pub async fn respond(lane: &Lane, up: &Upstream, msg: Vec<u8>) -> Result<(), Error> {
     match &up.transport {
-        Transport::Stdio(s) => {
-            let mut line = msg;
-            if line.last() != Some(&b'\n') {
-                line.push(b'\n');
-            }
-            if s.send_line(line) {
-                Ok(())
-            } else {
-                Err(up.unavailable())
-            }
-        }
+        Transport::Stdio(s) => sent(up, s.slot.send(trimmed(msg))),
+        Transport::Sse(s) => sent(up, s.slot.send(trimmed(msg))),
         Transport::Http(h) => {
             let Some(hs) = up.last_handshake() else {
                 return Err(up.unavailable());
             };
             h.send_message(lane, up, &hs, &msg).await
         }
+    }
+}
+
+/// A message without the line end a caller may have left on it (stdio frames messages by lines).
+fn trimmed(mut msg: Vec<u8>) -> Vec<u8> {
+    while msg.last().is_some_and(u8::is_ascii_whitespace) {
+        msg.pop();
+    }
+    msg
+}
+
+fn sent(up: &Upstream, queued: bool) -> Result<(), Error> {
+    if queued {
+        Ok(())
+    } else {
+        Err(up.unavailable())
     }
 }
 
@@ -252,7 +266,16 @@ async fn call_with(
     };
     let deadline = Instant::now() + up.request_timeout;
     match &up.transport {
-        Transport::Stdio(s) => s.request(lane, up, method, params, deadline, call).await,
+        Transport::Stdio(s) => {
+            s.slot
+                .request(lane, up, method, params, deadline, call)
+                .await
+        }
+        Transport::Sse(s) => {
+            s.slot
+                .request(lane, up, method, params, deadline, call)
+                .await
+        }
         Transport::Http(h) => h.call(lane, up, hs, method, params, name, call).await,
     }
 }

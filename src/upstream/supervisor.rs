@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::handshake::{self, Handshake};
+use super::link::Slot;
 use super::{Status, Transport, Upstream};
 use crate::catalog::UpstreamLists;
 use crate::config;
 use crate::error::{Error, ErrorKind};
-use crate::jsonrpc::Kind;
+use crate::jsonrpc::{Frame, Kind};
 use crate::shard::lane::Lane;
 use crate::shard::Shared;
 
@@ -45,16 +46,16 @@ pub async fn start(
             if try_modern {
                 // Probe the modern revision first; silence or any error means legacy.
                 let probe_deadline = deadline.min(Instant::now() + Duration::from_secs(5));
-                match s
-                    .request(
-                        lane,
-                        up,
-                        "server/discover",
-                        Some(&handshake::discover_params()),
-                        probe_deadline,
-                        &super::Call::internal(lane),
-                    )
-                    .await
+                let discover = handshake::discover_params();
+                match ask(
+                    &s.slot,
+                    lane,
+                    up,
+                    "server/discover",
+                    &discover,
+                    probe_deadline,
+                )
+                .await
                 {
                     Ok(f) if f.kind == Kind::Response => {
                         found = f
@@ -73,22 +74,13 @@ pub async fn start(
             }
             match found {
                 Some(h) => h,
-                None => {
-                    let f = s
-                        .request(
-                            lane,
-                            up,
-                            "initialize",
-                            Some(&handshake::initialize_params()),
-                            deadline,
-                            &super::Call::internal(lane),
-                        )
-                        .await?;
-                    let h = handshake::from_initialize_reply(&up.name, &f)?;
-                    s.notify("notifications/initialized", None);
-                    h
-                }
+                None => legacy_handshake(&s.slot, lane, up, deadline).await?,
             }
+        }
+        // The 2024-11-05 transport predates the modern revision: never probed.
+        Transport::Sse(s) => {
+            s.connect(shared, up, deadline).await?;
+            legacy_handshake(&s.slot, lane, up, deadline).await?
         }
         Transport::Http(h) => h.handshake(lane, up, deadline, try_modern).await?,
     };
@@ -106,6 +98,34 @@ pub async fn start(
         up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
     }
     Ok(hs)
+}
+
+/// `initialize` and `notifications/initialized` over a stdio or SSE connection.
+async fn legacy_handshake<H>(
+    slot: &Slot<H>,
+    lane: &Lane,
+    up: &Upstream,
+    deadline: Instant,
+) -> Result<Handshake, Error> {
+    let params = handshake::initialize_params();
+    let f = ask(slot, lane, up, "initialize", &params, deadline).await?;
+    let h = handshake::from_initialize_reply(&up.name, &f)?;
+    slot.notify("notifications/initialized", None);
+    Ok(h)
+}
+
+/// One gateway-internal request over a stdio or SSE connection.
+async fn ask<H>(
+    slot: &Slot<H>,
+    lane: &Lane,
+    up: &Upstream,
+    method: &str,
+    params: &[u8],
+    deadline: Instant,
+) -> Result<Frame, Error> {
+    let call = super::Call::internal(lane);
+    slot.request(lane, up, method, Some(params), deadline, &call)
+        .await
 }
 
 /// Fetch every list the upstream offers, following its cursors.
@@ -211,13 +231,12 @@ pub fn listen_for_changes(lane: &Lane, up: &Upstream, hs: &Handshake) {
         ),
         None,
     );
-    let mut line = crate::jsonrpc::request_with_id(
+    let msg = crate::jsonrpc::request_with_id(
         Some(lane.next_id()),
         "subscriptions/listen",
         Some(&params),
     );
-    line.push(b'\n');
-    if !s.send_line(line) {
+    if !s.slot.send(msg) {
         tracing::debug!(server = %up.name, "could not open a listen stream");
     }
 }

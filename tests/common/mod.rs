@@ -223,6 +223,35 @@ pub fn initialize_as(addr: SocketAddr, extra: &[(&str, &str)]) -> String {
         .expect("a session id")
 }
 
+/// Read one HTTP/1.1 message framed by Content-Length (or bodiless): its first line and its body;
+/// `None` when the connection ends before it starts.
+pub fn read_message(r: &mut impl BufRead) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut first = String::new();
+    if r.read_line(&mut first)? == 0 {
+        return Ok(None);
+    }
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Some((first.trim_end().to_owned(), body)))
+}
+
 /// A kept-alive client connection, for load: one request at a time.
 pub struct KeepAlive {
     stream: std::io::BufReader<TcpStream>,
@@ -254,31 +283,13 @@ impl KeepAlive {
         let s = self.stream.get_mut();
         s.write_all(req.as_bytes())?;
         s.write_all(body)?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line)?;
+        let (line, body) = read_message(&mut self.stream)?
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
         let status: u16 = line
             .split(' ')
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            if self.stream.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        self.stream.read_exact(&mut body)?;
         Ok((status, body))
     }
 }

@@ -72,6 +72,12 @@ describe('SDK 1.x legacy client → 2026-07-28 upstream: InputRequiredResult bri
     await withFixtureGateway(async (gw) => {
       const client = await connectSdk1(gw.url, { who: 'Ada' });
       try {
+        // The prompt is listed once the gateway has the fixture's lists (a refresh may follow start).
+        for (let i = 0; i < 50; i++) {
+          const { prompts } = await client.listPrompts();
+          if (prompts.some((p) => p.name === 'fx__test_input_required_result_prompt')) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
         const r = await client.getPrompt({ name: 'fx__test_input_required_result_prompt', arguments: {} });
         assert.deepEqual(r.messages.map((m) => m.content.text), ["Use the following context: Ada's context"]);
         assert.deepEqual(methodsAsked(client), ['elicitation/create']);

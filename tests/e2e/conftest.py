@@ -1,7 +1,8 @@
 """Fixtures for the end-to-end suite: the real gateway binary, real MCP servers.
 
 - `free_port()` picks a free loopback port.
-- `everything_http` (session): server-everything in Streamable HTTP mode, the HTTP upstream.
+- `everything_http_url` (session): server-everything in Streamable HTTP mode, the HTTP upstream.
+- `everything_sse_url` (session): server-everything in legacy SSE mode (`transport = "sse"`).
 - `start_gateway` (function): writes a gateway TOML config to a tmp dir, starts
   `$SWITCHYARD_BIN run --config FILE`, polls GET /health until every upstream is
   ready (60 s, then fails with the gateway's stderr), and at teardown sends SIGTERM
@@ -113,15 +114,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def everything_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """server-everything in Streamable HTTP mode: `PORT=<port> node dist/index.js streamableHttp`,
-    endpoint http://127.0.0.1:<port>/mcp (it listens on all interfaces; we only use loopback)."""
+def _everything_server(mode: str, path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """server-everything over HTTP: `PORT=<port> node dist/index.js <mode>`; yields
+    http://127.0.0.1:<port><path> (it listens on all interfaces; we only use loopback)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("everything-http") / "server.log"
+    log = tmp_path_factory.mktemp(f"everything-{mode}") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [node_executable(), str(EVERYTHING_JS), "streamableHttp"],
+            [node_executable(), str(EVERYTHING_JS), mode],
             env={**os.environ, "PORT": str(port)},
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -131,15 +131,28 @@ def everything_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         )
     try:
         _wait_for_port(port, proc, log)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}{path}"
     finally:
-        proc.send_signal(signal.SIGINT)  # its SIGINT handler closes transports and exits 0
+        proc.send_signal(signal.SIGINT)  # streamableHttp closes its transports and exits 0; sse just exits
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         _kill_group(proc)
+
+
+@pytest.fixture(scope="session")
+def everything_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """server-everything in Streamable HTTP mode, endpoint http://127.0.0.1:<port>/mcp."""
+    yield from _everything_server("streamableHttp", "/mcp", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def everything_sse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """server-everything in legacy (2024-11-05) SSE mode: GET http://127.0.0.1:<port>/sse, which
+    names POST /message?sessionId=… as its endpoint."""
+    yield from _everything_server("sse", "/sse", tmp_path_factory)
 
 
 @dataclass

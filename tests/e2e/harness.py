@@ -70,11 +70,14 @@ class Upstream:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     url: str | None = None
+    transport: str | None = None  # for a url server: "sse" for the legacy HTTP+SSE transport
 
     def toml_entry(self, gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name}
         if self.url:
             entry["url"] = self.url
+            if self.transport:
+                entry["transport"] = self.transport
         else:
             entry["command"] = self.command
             entry["args"] = list(self.args)
@@ -110,6 +113,10 @@ async def _refuse(*_args):
 # The gateway declares sampling, elicitation and roots to legacy upstreams (it relays those requests to
 # clients that can take them); a direct client declares the same, so both see the same tools.
 GATEWAY_CAPS = {"sampling_callback": _refuse, "elicitation_callback": _refuse, "list_roots_callback": _refuse}
+
+
+def everything_sse(url: str, name: str = "old") -> Upstream:
+    return Upstream(name=name, profile="everything", url=url, transport="sse")
 
 
 @asynccontextmanager

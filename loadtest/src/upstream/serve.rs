@@ -1,5 +1,6 @@
 //! The native upstream's transports: HTTP/1.1 keep-alive connections, and newline-delimited stdio.
 
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -116,24 +117,47 @@ async fn refuse(stream: &mut TcpStream, out: &mut Vec<u8>, status: u16) {
 }
 
 /// Serves newline-delimited JSON-RPC on stdin/stdout until stdin closes. Requests run
-/// concurrently (a `delay` does not hold up the next line); answers are written as they finish.
+/// concurrently (a `delay` does not hold up the next line); answers are written as they finish,
+/// all those ready at once in one write.
+///
+/// When stdin and stdout are pipes (as a gateway spawns us) they are driven by the runtime's
+/// reactor; tokio's `stdin()`/`stdout()` would hand every read and write to a blocking thread,
+/// which halved the throughput (`loadtest stdio-floor`: 18.8k against 35.6k req/s for
+/// server-everything on the same machine).
 pub async fn stdio(up: Arc<Upstream>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::task::spawn_local(async move {
-        let mut stdout = tokio::io::stdout();
-        while let Some(mut line) = rx.recv().await {
-            line.push(b'\n');
-            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = match pipe_out() {
+        Some(out) => tokio::task::spawn_local(write_lines(out, rx)),
+        None => tokio::task::spawn_local(write_lines(tokio::io::stdout(), rx)),
+    };
     let tx = Rc::new(tx);
-    let mut stdin = BufReader::new(tokio::io::stdin());
+    match pipe_in() {
+        Some(input) => read_lines(BufReader::new(input), &up, &tx).await,
+        None => read_lines(BufReader::new(tokio::io::stdin()), &up, &tx).await,
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn pipe_in() -> Option<tokio::net::unix::pipe::Receiver> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+fn pipe_out() -> Option<tokio::net::unix::pipe::Sender> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok()
+}
+
+async fn read_lines<R: AsyncBufReadExt + Unpin>(
+    mut input: R,
+    up: &Arc<Upstream>,
+    tx: &Rc<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>,
+) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match stdin.read_until(b'\n', &mut line).await {
+        match input.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -149,6 +173,23 @@ pub async fn stdio(up: Arc<Upstream>) {
             }
         });
     }
-    drop(tx);
-    let _ = writer.await;
+}
+
+async fn write_lines<W: AsyncWriteExt + Unpin>(
+    mut out: W,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        batch.push(b'\n');
+        while let Ok(more) = rx.try_recv() {
+            batch.extend_from_slice(&more);
+            batch.push(b'\n');
+        }
+        if out.write_all(&batch).await.is_err() || out.flush().await.is_err() {
+            return;
+        }
+    }
 }
