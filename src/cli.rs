@@ -1,4 +1,5 @@
-//! The command line (clap): `run` (the default), `check`, `demo-server`; nothing else lives here.
+//! The command line (clap): `run` (the default), `check`, `stdio`, `keys`, `route-eval`,
+//! `demo-server`; nothing else lives here.
 
 use std::path::PathBuf;
 
@@ -21,14 +22,8 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Configuration file.
-    #[arg(
-        long,
-        short,
-        env = "SWITCHYARD_CONFIG",
-        default_value = "config/switchyard.toml"
-    )]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub file: ConfigFile,
     /// Override `gateway.listen` (host:port).
     #[arg(long)]
     pub listen: Option<String>,
@@ -37,12 +32,28 @@ pub struct RunArgs {
     pub shards: Option<usize>,
 }
 
+/// `--config`, shared by the commands that load one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigFile {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        env = "SWITCHYARD_CONFIG",
+        default_value = "config/switchyard.toml"
+    )]
+    pub config: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway (the default).
     Run(RunArgs),
     /// Validate a configuration and print what it sets up.
     Check(RunArgs),
+    /// Serve one MCP client on stdin/stdout (how desktop clients run a local server), with no
+    /// listener. With API keys configured, the key comes from SWITCHYARD_API_KEY.
+    Stdio(ConfigFile),
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -104,7 +115,7 @@ pub fn keys_new(role: &str, description: &str, expires: Option<&str>) -> Result<
 
 /// Load the config with command-line overrides applied.
 pub fn load(args: &RunArgs) -> Result<Config, String> {
-    let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    let mut config = Config::load(&args.file.config).map_err(|e| e.to_string())?;
     if let Some(l) = &args.listen {
         if l.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("--listen {l:?} is not host:port"));

@@ -1,13 +1,14 @@
 //! switchyard: many upstream MCP servers presented as one, thread-per-core.
 //!
 //! # Layout
-//! - `cli`: the command line (`run`, `check`, `demo-server`).
+//! - `cli`: the command line (`run`, `check`, `stdio`, `keys`, `route-eval`, `demo-server`).
 //! - `config`: the TOML schema, `${VAR}` expansion, validation with file:line errors.
 //! - `shard`: one monoio runtime per core (pinned, `SO_REUSEPORT`), the lanes, the control thread.
 //! - `http`: HTTP/1.1 server and client codecs, chunked bodies, SSE.
 //! - `error`: the one structured error and its mapping to JSON-RPC and HTTP.
 //! - `jsonrpc`: the frame (SIMD-parsed, zero-copy spans) and byte-splicing writers.
-//! - `mcp`: both protocol eras on one endpoint, legacy sessions, the method handlers.
+//! - `mcp`: both protocol eras on one endpoint (or on stdin/stdout), legacy sessions, the method
+//!   handlers.
 //! - `upstream`: stdio, Streamable HTTP and legacy SSE upstreams, era detection, supervision.
 //! - `policy`: API keys (hashed), OAuth bearer tokens (JWT), roles and globs compiled to visibility
 //!   sets, the GCRA limiter, CORS; a snapshot swapped whole on reload (SIGHUP).

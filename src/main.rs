@@ -71,6 +71,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::RouteEval(args)) => switchyard::router::command::run(&args),
+        Some(Command::Stdio(args)) => stdio(&args),
         Some(Command::Run(args)) => run(&args),
         None => run(&cli.run),
     }
@@ -89,6 +90,73 @@ fn init_logging() {
         .init();
 }
 
+/// SIGINT, SIGTERM (stop) and SIGHUP (reload `[auth]` and `[roles]`), caught from here on:
+/// installed before any thread starts so only the waiting thread sees them.
+fn signals() -> Result<signal_hook::iterator::Signals, ExitCode> {
+    signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| {
+        eprintln!("cannot install signal handlers: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `switchyard stdio`: one client on stdin/stdout; ends when stdin closes or at SIGINT/SIGTERM.
+fn stdio(args: &cli::ConfigFile) -> ExitCode {
+    use switchyard::mcp::stdio_front::{self, Control};
+    let config = match switchyard::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut signals = match signals() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (control_tx, control_rx) = flume::unbounded();
+    let path = args.config.clone();
+    let waiter = std::thread::Builder::new()
+        .name("switchyard-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let msg = if sig == signal_hook::consts::SIGHUP {
+                    match switchyard::config::Config::load(&path) {
+                        Ok(c) => Control::Reload(Box::new(c)),
+                        Err(e) => {
+                            tracing::error!("reload refused, the previous policy stays: {e}");
+                            continue;
+                        }
+                    }
+                } else {
+                    tracing::info!(signal = sig, "stopping");
+                    Control::Stop
+                };
+                if control_tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = waiter {
+        eprintln!("cannot start the signal thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    let key = std::env::var(stdio_front::KEY_VAR)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    match stdio_front::serve(config, key, control_rx) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("switchyard stdio: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(args: &cli::RunArgs) -> ExitCode {
     let config = match cli::load(args) {
         Ok(c) => c,
@@ -97,17 +165,9 @@ fn run(args: &cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Block the stop signals before any thread starts so only the waiting thread sees them.
-    let mut signals = match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ]) {
+    let mut signals = match signals() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let gateway = match switchyard::shard::Gateway::start(config) {
         Ok(g) => g,

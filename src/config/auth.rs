@@ -15,6 +15,10 @@ pub struct Auth {
     pub keys_file: Option<Spanned<String>>,
     /// Serve without keys on a non-loopback listener (refused unless set).
     pub allow_unauthenticated: bool,
+    /// The role a `switchyard stdio` client acts as when it presents no key (stdio has no
+    /// headers; a key comes from `SWITCHYARD_API_KEY`). Unset: with keys configured, stdio
+    /// needs one.
+    pub stdio_role: Option<Spanned<String>>,
     /// Sustained requests per second per client IP for requests without a key (0 = no limit).
     pub ip_rate_per_s: f64,
     pub ip_burst: u32,
@@ -28,6 +32,7 @@ impl Default for Auth {
             keys: Vec::new(),
             keys_file: None,
             allow_unauthenticated: false,
+            stdio_role: None,
             ip_rate_per_s: 0.0,
             ip_burst: 50,
             oauth: None,

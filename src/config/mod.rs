@@ -549,6 +549,14 @@ impl Config {
             let at = src.find("[auth.oauth").unwrap_or(0);
             check_oauth(o, path, &raw.roles).map_err(|e| loc.at(at, format!("auth.oauth: {e}")))?;
         }
+        if let Some(r) = &auth.stdio_role {
+            if !raw.roles.contains_key(r.get_ref()) {
+                return Err(loc.at(
+                    r.span().start,
+                    format!("auth.stdio_role: unknown role {:?}", r.get_ref()),
+                ));
+            }
+        }
         for (name, role) in &raw.roles {
             if role.rate_per_s < 0.0 || !role.rate_per_s.is_finite() {
                 return Err(loc.at(0, format!("roles.{name}.rate_per_s must be a number ≥ 0")));

@@ -135,16 +135,63 @@ pub fn transport_error(status: u16, msg: &str) -> Response {
     )
 }
 
-/// The request flow's gate, in order: who is calling (401), may they use anything here (403), are
-/// they within their rate (429).
+/// The request flow's gates over HTTP: the credentials of the headers through `authenticate` and
+/// `authorize`, a refusal as an HTTP answer with its challenge.
 async fn admit(
     ctx: &ShardCtx,
     head: &Head,
     peer: SocketAddr,
     note: &Note,
 ) -> Result<Principal, Response> {
-    let policy = ctx.shared.policy.load();
     let creds = Credentials::from_headers(head.authorization.as_deref(), head.x_api_key.as_deref());
+    let admitted = match authenticate(ctx, creds, note).await {
+        Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
+        Err(r) => Err(r),
+    };
+    admitted.map_err(|r| {
+        let mut resp = error_response(&r.error, None, None);
+        if let Some(c) = &r.challenge {
+            let challenge = ctx.shared.policy.load().www_authenticate(
+                c,
+                head.host.as_deref(),
+                ctx.shared.tls.is_some(),
+            );
+            resp = resp.header("WWW-Authenticate", challenge);
+        }
+        if let Some(secs) = r.retry_after_s {
+            resp = resp.header("Retry-After", secs.max(1).to_string());
+        }
+        resp
+    })
+}
+
+/// A caller refused at the gate: the error, and what an HTTP answer adds to it.
+pub struct Refusal {
+    pub error: Error,
+    /// For `WWW-Authenticate`.
+    pub challenge: Option<crate::policy::Challenge>,
+    /// For `Retry-After`.
+    pub retry_after_s: Option<u64>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal {
+            error,
+            challenge: None,
+            retry_after_s: None,
+        }
+    }
+}
+
+/// The first gate, for any front: who is calling (401). Also says whether a bearer token (not a
+/// key) admitted the caller.
+pub async fn authenticate(
+    ctx: &ShardCtx,
+    creds: Credentials<'_>,
+    note: &Note,
+) -> Result<(Principal, bool), Refusal> {
+    let policy = ctx.shared.policy.load();
     let (who, subject) = match policy.authenticate(&ctx.auth, creds).await {
         Ok(a) => (a.who, a.subject),
         Err(d) => {
@@ -154,12 +201,11 @@ async fn admit(
                 f.subject = d.subject.clone();
                 f.reason = Some(d.error.context.to_string());
             });
-            let challenge = policy.www_authenticate(
-                &d.challenge,
-                head.host.as_deref(),
-                ctx.shared.tls.is_some(),
-            );
-            return Err(error_response(&d.error, None, None).header("WWW-Authenticate", challenge));
+            return Err(Refusal {
+                error: d.error,
+                challenge: Some(d.challenge),
+                retry_after_s: None,
+            });
         }
     };
     note.set(|f| {
@@ -170,6 +216,19 @@ async fn admit(
         f.subject = subject.as_deref().map(str::to_owned);
         f.role = Some(policy.role_name(who.role).to_owned());
     });
+    Ok((who, subject.is_some()))
+}
+
+/// The next gates, for any front: may the caller use anything here (403), is it within its rate
+/// (429). `token` says a bearer token admitted it; `ip` is the client's address.
+pub fn authorize(
+    ctx: &ShardCtx,
+    who: Principal,
+    token: bool,
+    ip: std::net::IpAddr,
+    note: &Note,
+) -> Result<(), Refusal> {
+    let policy = ctx.shared.policy.load();
     let catalog = ctx.shared.catalog.load();
     if catalog.views.get(who.role as usize).is_some_and(|v| !v.any) {
         note.set(|f| {
@@ -183,19 +242,14 @@ async fn admit(
                 policy.role_name(who.role)
             ),
         );
-        let resp = error_response(&e, None, None);
-        if subject.is_none() {
-            return Err(resp);
-        }
         // A token's role that may use nothing: the client may ask for other scopes.
-        let challenge = policy.www_authenticate(
-            &crate::policy::Challenge::InsufficientScope,
-            head.host.as_deref(),
-            ctx.shared.tls.is_some(),
-        );
-        return Err(resp.header("WWW-Authenticate", challenge));
+        return Err(Refusal {
+            error: e,
+            challenge: token.then_some(crate::policy::Challenge::InsufficientScope),
+            retry_after_s: None,
+        });
     }
-    if let Err(wait) = policy.charge(&who, peer.ip()) {
+    if let Err(wait) = policy.charge(&who, ip) {
         note.set(|f| {
             f.event = Some("denied");
             f.reason = Some("rate limited".into());
@@ -206,9 +260,13 @@ async fn admit(
             format!("Too Many Requests: retry after {secs} s"),
         )
         .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 }));
-        return Err(error_response(&e, None, None).header("Retry-After", secs.max(1).to_string()));
+        return Err(Refusal {
+            error: e,
+            challenge: None,
+            retry_after_s: Some(secs),
+        });
     }
-    Ok(who)
+    Ok(())
 }
 
 /// RFC 9728 protected resource metadata (404 unless OAuth is configured).
@@ -379,7 +437,7 @@ async fn post(
 }
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
-fn modern_claim(frame: &Frame) -> Option<String> {
+pub fn modern_claim(frame: &Frame) -> Option<String> {
     let meta = frame.meta_raw()?;
     let v = sonic_rs::get(meta, [META_VERSION]).ok()?;
     Some(
@@ -387,6 +445,30 @@ fn modern_claim(frame: &Frame) -> Option<String> {
             .map(str::to_owned)
             .unwrap_or_else(|| v.as_raw_str().to_owned()),
     )
+}
+
+/// A 2026-07-28 claim of a version the gateway does not speak (any transport).
+pub fn unsupported_version(claim: &str) -> Option<Error> {
+    (claim != MODERN_VERSION).then(|| {
+        Error::downstream(
+            ErrorKind::UnsupportedVersion,
+            "Unsupported protocol version",
+        )
+        .with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}))
+    })
+}
+
+/// A 2026-07-28 request whose `_meta` lacks the client capabilities (any transport).
+pub fn missing_capabilities(frame: &Frame) -> Option<Error> {
+    frame
+        .meta_raw()
+        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
+        .then(|| {
+            Error::downstream(
+                ErrorKind::MalformedEnvelope,
+                format!("params._meta lacks the required {META_CAPS}"),
+            )
+        })
 }
 
 async fn modern(
@@ -411,12 +493,7 @@ async fn modern(
             return error_response(&e, id, era);
         }
     }
-    if claim != MODERN_VERSION {
-        let e = Error::downstream(
-            ErrorKind::UnsupportedVersion,
-            "Unsupported protocol version",
-        )
-        .with_data(&json!({"supported": [MODERN_VERSION], "requested": claim}));
+    if let Some(e) = unsupported_version(&claim) {
         return error_response(&e, id, era);
     }
     if frame.kind == Kind::Notification {
@@ -432,14 +509,7 @@ async fn modern(
             era,
         );
     }
-    if frame
-        .meta_raw()
-        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
-    {
-        let e = Error::downstream(
-            ErrorKind::MalformedEnvelope,
-            format!("params._meta lacks the required {META_CAPS}"),
-        );
+    if let Some(e) = missing_capabilities(frame) {
         return error_response(&e, id, era);
     }
     // The standard headers must be present and agree with the body.
@@ -500,26 +570,38 @@ async fn modern(
 
 fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Response {
     let id = frame.id_raw();
+    match initialize_session(ctx, frame, who, note) {
+        Ok((session, result)) => {
+            let body = dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
+            Response::json(200, body).header("Mcp-Session-Id", session.id.to_string())
+        }
+        Err(e) => error_response(&e, id, None),
+    }
+}
+
+/// A legacy `initialize` (on any front): the version negotiated, a new session, and the result
+/// (version, merged capabilities, serverInfo, instructions).
+pub fn initialize_session(
+    ctx: &ShardCtx,
+    frame: &Frame,
+    who: Principal,
+    note: &Note,
+) -> Result<(Arc<Session>, Value), Error> {
     if frame.kind != Kind::Request {
-        return error_response(
-            &Error::downstream(ErrorKind::InvalidRequest, "initialize must be a request"),
-            id,
-            None,
-        );
+        return Err(Error::downstream(
+            ErrorKind::InvalidRequest,
+            "initialize must be a request",
+        ));
     }
     let params: Value = frame
         .params_raw()
         .and_then(|p| serde_json::from_slice(p).ok())
         .unwrap_or(Value::Null);
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        return error_response(
-            &Error::downstream(
-                ErrorKind::InvalidParams,
-                "initialize needs params.protocolVersion",
-            ),
-            id,
-            None,
-        );
+        return Err(Error::downstream(
+            ErrorKind::InvalidParams,
+            "initialize needs params.protocolVersion",
+        ));
     };
     let version = if LEGACY_VERSIONS.contains(&requested) {
         requested
@@ -544,8 +626,7 @@ fn initialize(ctx: &ShardCtx, frame: &Frame, who: Principal, note: &Note) -> Res
     if let Some(i) = &catalog.instructions {
         result["instructions"] = i.clone().into();
     }
-    let body = dispatch::result_body(id.unwrap_or(b"null"), result.to_string().as_bytes());
-    Response::json(200, body).header("Mcp-Session-Id", session.id.to_string())
+    Ok((session, result))
 }
 
 pub fn server_info(ctx: &ShardCtx) -> Value {

@@ -1,5 +1,6 @@
-//! What the gateway itself speaks: both eras of MCP on one Streamable HTTP endpoint (`front`), legacy
-//! sessions (`session`), and the method handlers (`dispatch`) every request passes through.
+//! What the gateway itself speaks: both eras of MCP on one Streamable HTTP endpoint (`front`) or to
+//! one client on stdin/stdout (`stdio_front`), legacy sessions (`session`), and the method handlers
+//! (`dispatch`) every request passes through.
 
 pub mod dispatch;
 pub mod front;
@@ -10,6 +11,7 @@ pub mod relay;
 pub mod session;
 pub mod sink;
 pub mod state;
+pub mod stdio_front;
 
 /// Which era a client request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -168,6 +168,8 @@ pub struct Policy {
     owner_buckets: Arc<IpBuckets>,
     verifier: Option<flume::Sender<VerifyJob>>,
     pub oauth: Option<Arc<oauth::Verifier>>,
+    /// `auth.stdio_role`: the role of a stdio client that presents no credentials.
+    pub stdio_role: Option<u16>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -230,6 +232,13 @@ impl Policy {
                 Some(Arc::new(oauth::Verifier::new(cfg, &named)?))
             }
         };
+        let stdio_role = match &config.auth.stdio_role {
+            Some(r) => Some(
+                role_of(r.get_ref())
+                    .ok_or_else(|| format!("auth.stdio_role: unknown role {:?}", r.get_ref()))?,
+            ),
+            None => None,
+        };
         let auth_required = !keys.is_empty() || oauth.is_some();
         let listen = config.gateway.listen_addr();
         if !auth_required && !listen.ip().is_loopback() && !config.auth.allow_unauthenticated {
@@ -272,6 +281,7 @@ impl Policy {
             ),
             verifier,
             oauth,
+            stdio_role,
         })
     }
 

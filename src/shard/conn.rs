@@ -264,7 +264,7 @@ fn sse_chunk(msg: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Poll a future inside `catch_unwind`.
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+pub(crate) struct CatchUnwind<F>(pub(crate) std::pin::Pin<Box<F>>);
 
 impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;

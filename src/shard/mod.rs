@@ -73,6 +73,9 @@ pub enum LaneMsg {
     Stop,
 }
 
+/// A lane's receiving end.
+pub type Inbox = flume::Receiver<LaneMsg>;
+
 /// Messages to the control thread.
 pub enum ControlMsg {
     /// A stdio child exited, or a legacy SSE upstream's event stream ended.
@@ -125,6 +128,15 @@ impl Shared {
     pub fn upstream(&self, index: u16) -> Option<&Arc<Upstream>> {
         self.upstreams.get(index as usize)
     }
+
+    /// See `Gateway::reload_auth`.
+    pub fn reload_auth(&self, config: &Config) -> Result<crate::policy::Reloaded, String> {
+        let r = self.policy.reload(config)?;
+        if r.rules_changed {
+            let _ = self.control.send(ControlMsg::Republish);
+        }
+        Ok(r)
+    }
 }
 
 /// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
@@ -165,6 +177,67 @@ pub struct Gateway {
 impl Gateway {
     /// Start the control thread and the shards. Returns once every shard has bound its listener.
     pub fn start(config: Config) -> Result<Gateway, String> {
+        let addr = config.gateway.listen_addr();
+        // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let (mut gateway, mut lane_rx) = Gateway::launch(config)?;
+        let shared = gateway.shared.clone();
+        let config = shared.config.clone();
+        let shard_count = shared.shard_count;
+        let cores = core_ids();
+        let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
+        for i in 1..=shard_count {
+            let inbox = lane_rx[i].take().ok_or("shard inbox")?;
+            let s = shared.clone();
+            let ready = ready_tx.clone();
+            let core = if config.gateway.pin && !cores.is_empty() {
+                Some(cores[(i - 1) % cores.len()])
+            } else {
+                None
+            };
+            let driver = config.gateway.driver;
+            let h = std::thread::Builder::new()
+                .name(format!("switchyard-shard-{i}"))
+                .spawn(move || shard_main(i as u16, s, inbox, addr, core, driver, ready))
+                .map_err(|e| format!("cannot start shard {i}: {e}"))?;
+            gateway.shards.push(h);
+        }
+        drop(ready_tx);
+        for _ in 0..shard_count {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    gateway.stop();
+                    return Err(e);
+                }
+                Err(_) => return Err("a shard died while starting".into()),
+            }
+        }
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%addr, shards = shard_count, "switchyard listening on {scheme}://{addr}/mcp");
+        Ok(gateway)
+    }
+
+    /// Start the control thread (and with it the upstreams) for one stdio client, with no
+    /// listener: the caller runs the only shard (lane 1) on its own thread, with the inbox
+    /// returned, and calls `stop` once it is done.
+    pub fn start_stdio(mut config: Config) -> Result<(Gateway, Inbox), String> {
+        config.gateway.shards = 1;
+        // No listener: the loopback placeholder keeps the policy's exposure check (keys required
+        // off loopback) from refusing a config written for a public HTTP listener.
+        config.gateway.listen = toml::Spanned::new(0..0, "127.0.0.1:0".into());
+        let (gateway, mut lane_rx) = Gateway::launch(config)?;
+        let inbox = lane_rx[1].take().ok_or("shard inbox")?;
+        gateway.shared.shards_up.fetch_add(1, Ordering::AcqRel);
+        Ok((gateway, inbox))
+    }
+
+    /// The shared state and the control thread; the shards' inboxes are the caller's to run.
+    fn launch(config: Config) -> Result<(Gateway, Vec<Option<Inbox>>), String> {
         let policy =
             crate::policy::PolicyHandle::new(crate::policy::Policy::compile(&config)?, &config);
         let state_key = crate::mcp::state::StateKey::new(config.gateway.state_key.as_deref())?;
@@ -219,65 +292,19 @@ impl Gateway {
                 ..Default::default()
             }),
         });
-        let addr = config.gateway.listen_addr();
-        // Bind once here first so a bad address (in use, not ours) fails start-up with a clear error.
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-
         let control_inbox = lane_rx[0].take().ok_or("lane 0 inbox")?;
         let s = shared.clone();
         let control = std::thread::Builder::new()
             .name("switchyard-control".into())
             .spawn(move || control::run(s, control_inbox, control_rx))
             .map_err(|e| format!("cannot start the control thread: {e}"))?;
-
-        let cores = core_ids();
-        let (ready_tx, ready_rx) = flume::unbounded::<Result<(), String>>();
-        let mut shards = Vec::new();
-        for i in 1..=shard_count {
-            let inbox = lane_rx[i].take().ok_or("shard inbox")?;
-            let s = shared.clone();
-            let ready = ready_tx.clone();
-            let core = if config.gateway.pin && !cores.is_empty() {
-                Some(cores[(i - 1) % cores.len()])
-            } else {
-                None
-            };
-            let driver = config.gateway.driver;
-            let h = std::thread::Builder::new()
-                .name(format!("switchyard-shard-{i}"))
-                .spawn(move || shard_main(i as u16, s, inbox, addr, core, driver, ready))
-                .map_err(|e| format!("cannot start shard {i}: {e}"))?;
-            shards.push(h);
-        }
-        drop(ready_tx);
-        for _ in 0..shard_count {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let g = Gateway {
-                        shared,
-                        shards,
-                        control: Some(control),
-                        audit_writer,
-                    };
-                    g.stop();
-                    return Err(e);
-                }
-                Err(_) => return Err("a shard died while starting".into()),
-            }
-        }
-        let scheme = if shared.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        tracing::info!(%addr, shards = shard_count, "switchyard listening on {scheme}://{addr}/mcp");
-        Ok(Gateway {
+        let gateway = Gateway {
             shared,
-            shards,
+            shards: Vec::new(),
             control: Some(control),
             audit_writer,
-        })
+        };
+        Ok((gateway, lane_rx))
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -288,11 +315,7 @@ impl Gateway {
     /// swapped in whole; requests already admitted finish under the old one. Other sections are
     /// read at start only.
     pub fn reload_auth(&self, config: &Config) -> Result<crate::policy::Reloaded, String> {
-        let r = self.shared.policy.reload(config)?;
-        if r.rules_changed {
-            let _ = self.shared.control.send(ControlMsg::Republish);
-        }
-        Ok(r)
+        self.shared.reload_auth(config)
     }
 
     /// Stop: shards stop accepting and drain in-flight requests, then upstreams are stopped.
@@ -454,7 +477,7 @@ fn shard_main(
 }
 
 /// Messages from other threads to this shard.
-async fn inbox_loop(
+pub(crate) async fn inbox_loop(
     ctx: Rc<ShardCtx>,
     inbox: flume::Receiver<LaneMsg>,
     stop: local_sync::oneshot::Sender<()>,

@@ -95,6 +95,11 @@ impl Upstream {
         })
     }
 
+    /// Keep the handshake of a start whose lists are about to be published (`set_ready` follows).
+    pub fn remember_handshake(&self, hs: Arc<Handshake>) {
+        self.last_handshake.store(Some(hs));
+    }
+
     /// The handshake when ready.
     pub fn set_ready(&self, hs: Arc<Handshake>) {
         self.last_handshake.store(Some(hs.clone()));

@@ -15,7 +15,7 @@ pub struct Gateway {
     _dir: Option<TempDir>,
 }
 
-pub struct TempDir(std::path::PathBuf);
+pub struct TempDir(pub std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
