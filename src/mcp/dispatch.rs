@@ -482,6 +482,7 @@ async fn held_call(
         .and_then(|v| v.as_str().map(str::to_owned))
         .and_then(|s| s.strip_prefix(hold::PREFIX).map(str::to_owned));
     let mut relayer = Relay::new(ctx, ex, up);
+    let caps = hold::Caps::from_meta(ex.frame.meta_raw());
     let step = match resumed {
         Some(h) => {
             let (lane, id) = hold::parse(&h).ok_or_else(|| invalid("Invalid requestState"))?;
@@ -490,7 +491,7 @@ async fn held_call(
                 .and_then(|v| serde_json::from_str(v.as_raw_str()).ok())
                 .ok_or_else(|| invalid("inputResponses.input is required to resume this call"))?;
             if lane == ctx.index() {
-                hold::resume(ctx, id, answer, &|f| relayer.on_interim(f)).await?
+                hold::resume(ctx, id, answer, caps, &|f| relayer.on_interim(f)).await?
             } else {
                 let (tx, rx) = flume::bounded(1);
                 let lanes = &ctx.shared.lanes;
@@ -499,6 +500,7 @@ async fn held_call(
                         l.send(crate::shard::LaneMsg::Resume(hold::Resume {
                             hold: id,
                             answer,
+                            caps,
                             reply: tx,
                         }))
                         .is_ok()
@@ -533,29 +535,13 @@ async fn held_call(
                     return Err(Error::internal("held calls are for stdio and SSE servers"))
                 }
             };
-            hold::drive(ctx, up, waiter, &|f| relayer.on_interim(f)).await?
+            hold::drive(ctx, up, waiter, caps, &|f| relayer.on_interim(f)).await?
         }
     };
     match step {
         hold::Step::Reply(f) => Ok(relay(ex, &f)),
         hold::Step::Ask { hold, request } => {
             let asked = request.method().unwrap_or_default().into_owned();
-            let needs = match asked.as_str() {
-                "sampling/createMessage" => "sampling",
-                "elicitation/create" => "elicitation",
-                _ => "roots",
-            };
-            let declared = ex.frame.meta_raw().is_some_and(|m| {
-                sonic_rs::get(m, ["io.modelcontextprotocol/clientCapabilities", needs]).is_ok()
-            });
-            if !declared {
-                hold::abandon(ctx, &hold);
-                return Err(Error::downstream(
-                    ErrorKind::MissingCapability,
-                    format!("the server asks for {asked}, which needs the {needs} capability"),
-                )
-                .with_data(&json!({ "requiredCapabilities": { needs: {} } })));
-            }
             let params: Value = request
                 .params_raw()
                 .and_then(|p| serde_json::from_slice(p).ok())

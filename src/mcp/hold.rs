@@ -52,28 +52,76 @@ pub enum Step {
     },
 }
 
-/// Is this a question only a client can answer?
-pub fn is_question(f: &Frame) -> bool {
-    f.kind == Kind::Request
-        && matches!(
-            f.method().as_deref(),
-            Some("sampling/createMessage" | "elicitation/create" | "roots/list")
-        )
+/// The client capability a server's question needs (`sampling`, `elicitation`, `roots`), or `None`
+/// when the message is not a question only a client can answer.
+pub fn needs(f: &Frame) -> Option<&'static str> {
+    if f.kind != Kind::Request {
+        return None;
+    }
+    match f.method().as_deref() {
+        Some("sampling/createMessage") => Some("sampling"),
+        Some("elicitation/create") => Some("elicitation"),
+        Some("roots/list") => Some("roots"),
+        _ => None,
+    }
+}
+
+/// Which of `sampling`, `elicitation`, `roots` a 2026-07-28 client declared (its `_meta`).
+#[derive(Clone, Copy, Default)]
+pub struct Caps(u8);
+
+impl Caps {
+    const NAMES: [&'static str; 3] = ["sampling", "elicitation", "roots"];
+
+    pub fn from_meta(meta: Option<&[u8]>) -> Caps {
+        let mut bits = 0;
+        if let Some(m) = meta {
+            for (i, name) in Self::NAMES.iter().enumerate() {
+                if sonic_rs::get(m, ["io.modelcontextprotocol/clientCapabilities", name]).is_ok() {
+                    bits |= 1 << i;
+                }
+            }
+        }
+        Caps(bits)
+    }
+
+    fn has(self, name: &str) -> bool {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
 }
 
 /// Wait on an upstream call until its reply, or until the server asks a question (the call is then
 /// held). Other messages (progress, log lines) go to `on_interim`.
+///
+/// A question the client could not answer (it did not declare the capability) is not the client's:
+/// over stdio it is often the server's own session-level request (server-everything asks
+/// `roots/list` 350 ms after `initialized`) merely attributed to the one call in flight. The server
+/// gets the error a client without that capability would give, and the call goes on.
 pub async fn drive(
     ctx: &ShardCtx,
     up: &Arc<Upstream>,
     mut waiter: Waiter,
+    caps: Caps,
     on_interim: &dyn Fn(Frame),
 ) -> Result<Step, Error> {
     let deadline = monoio::time::Instant::now() + up.request_timeout;
     loop {
         match monoio::time::timeout_at(deadline, waiter.next()).await {
             Ok(Some(Delivery::Final(r))) => return r.map(Step::Reply),
-            Ok(Some(Delivery::Interim(f))) if is_question(&f) => {
+            Ok(Some(Delivery::Interim(f))) if needs(&f).is_some_and(|n| !caps.has(n)) => {
+                let need = needs(&f).unwrap_or_default();
+                let mut msg = Vec::with_capacity(160);
+                msg.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+                msg.extend_from_slice(f.id_raw().unwrap_or(b"null"));
+                msg.extend_from_slice(b",\"error\":{\"code\":-32601,\"message\":\"Method not found: the client has no ");
+                msg.extend_from_slice(need.as_bytes());
+                msg.extend_from_slice(b" capability\"}}");
+                crate::upstream::respond(&ctx.lane, up, msg).await?;
+            }
+            Ok(Some(Delivery::Interim(f))) if needs(&f).is_some() => {
                 let asked = Bytes::copy_from_slice(f.id_raw().unwrap_or(b"null"));
                 let id = hold(ctx, waiter, up, asked)?;
                 return Ok(Step::Ask {
@@ -156,6 +204,7 @@ pub async fn resume(
     ctx: &ShardCtx,
     hold: u64,
     answer: serde_json::Value,
+    caps: Caps,
     on_interim: &dyn Fn(Frame),
 ) -> Result<Step, Error> {
     let call = ctx.held.calls.borrow_mut().remove(&hold);
@@ -184,7 +233,7 @@ pub async fn resume(
     msg.extend_from_slice(answer.to_string().as_bytes());
     msg.push(b'}');
     crate::upstream::respond(&ctx.lane, &call.up, msg).await?;
-    drive(ctx, &call.up, call.waiter, on_interim).await
+    drive(ctx, &call.up, call.waiter, caps, on_interim).await
 }
 
 /// Let go of a call just held on this shard (the client cannot answer it): the server is told.
@@ -213,13 +262,14 @@ pub fn parse(hold: &str) -> Option<(u16, u64)> {
 pub struct Resume {
     pub hold: u64,
     pub answer: serde_json::Value,
+    pub caps: Caps,
     pub reply: flume::Sender<Result<Step, Error>>,
 }
 
 /// On the holding shard, for a retry that reached another one (progress of the rest is not relayed).
 pub fn resume_for_other(ctx: std::rc::Rc<ShardCtx>, r: Resume) {
     monoio::spawn(async move {
-        let step = resume(&ctx, r.hold, r.answer, &|_| {}).await;
+        let step = resume(&ctx, r.hold, r.answer, r.caps, &|_| {}).await;
         let _ = r.reply.send(step);
     });
 }
