@@ -355,9 +355,12 @@ fn accepts(head: &Head, media: &str) -> bool {
         return false;
     };
     let major = media.split('/').next().unwrap_or("");
-    has_media_type(accept, media)
-        || has_media_type(accept, "*/*")
-        || has_media_type(accept, &format!("{major}/*"))
+    crate::http::media_types(accept).any(|t| {
+        t.eq_ignore_ascii_case(media)
+            || t == "*/*"
+            || t.strip_suffix("/*")
+                .is_some_and(|m| m.eq_ignore_ascii_case(major))
+    })
 }
 
 async fn post(
