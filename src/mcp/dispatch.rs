@@ -154,11 +154,11 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             forward_renamed(ctx, ex, "resources/read", &route, span).await
         }
         (Method::ResourcesSubscribe | Method::ResourcesUnsubscribe, ClientEra::Legacy) => {
-            subscribe(ctx, ex, &catalog, view).await
+            Box::pin(subscribe(ctx, ex, &catalog, view)).await
         }
-        (Method::Complete, _) => complete(ctx, ex, &catalog, view).await,
+        (Method::Complete, _) => Box::pin(complete(ctx, ex, &catalog, view)).await,
         (Method::SetLogLevel, ClientEra::Legacy) => {
-            set_log_level(ctx, ex).await;
+            Box::pin(set_log_level(ctx, ex)).await;
             Ok(result_body(ex.id(), b"{}"))
         }
         (Method::Initialize, ClientEra::Modern) => Err(Error::downstream(
@@ -375,7 +375,8 @@ async fn forward(
             upstream::Transport::Stdio(_) | upstream::Transport::Sse(_)
         )
     {
-        return held_call(ctx, ex, up, method, &binding, &rewritten()).await;
+        // Boxed: its own waits would size every call's future.
+        return Box::pin(held_call(ctx, ex, up, method, &binding, &rewritten())).await;
     }
     let caps = ex
         .session

@@ -71,8 +71,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         idle: Duration::from_millis(gw.idle_timeout_ms),
         read: Duration::from_secs(30),
     };
-    let mut buf = Vec::with_capacity(8192);
-    let mut out = Vec::with_capacity(8192);
+    // Small to start: a thousand idle keep-alive clients should not cost 16 KB each; both grow to
+    // what the connection's messages need.
+    let mut buf = Vec::with_capacity(2048);
+    let mut out = Vec::new();
     loop {
         let (res, b) = read_request(&mut stream, buf, &limits).await;
         buf = b;
