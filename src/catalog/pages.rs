@@ -162,6 +162,11 @@ impl ListBody {
         self.ends.is_empty()
     }
 
+    /// Bytes of all the entries (to size a response).
+    pub fn bytes_hint(&self) -> usize {
+        self.items.len()
+    }
+
     /// A digest of the entries (not of the hint): equal digests, equal lists.
     pub fn digest(&self) -> [u8; 8] {
         self.digest
@@ -175,6 +180,20 @@ impl ListBody {
     /// The result object holding entries `from..to` (clamped to the list), with `nextCursor` when
     /// given; in the 2026-07-28 shape (`resultType`, hints) when `modern`.
     pub fn page(&self, modern: bool, from: usize, to: usize, next: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_page(&mut out, modern, from, to, next);
+        out
+    }
+
+    /// `page`, appended to `out` (the response being written: one copy of the entries).
+    pub fn write_page(
+        &self,
+        out: &mut Vec<u8>,
+        modern: bool,
+        from: usize,
+        to: usize,
+        next: Option<&str>,
+    ) {
         let to = to.min(self.len());
         let from = from.min(to);
         let start = match from {
@@ -187,7 +206,7 @@ impl ListBody {
             n => self.ends[n - 1] as usize,
         };
         let entries = self.items.get(start..end).unwrap_or_default();
-        let mut out = Vec::with_capacity(entries.len() + self.key.len() + 128);
+        out.reserve(entries.len() + self.key.len() + 160);
         out.push(b'{');
         if modern {
             out.extend_from_slice(b"\"resultType\":\"complete\",");
@@ -201,20 +220,16 @@ impl ListBody {
             out.extend_from_slice(b",\"nextCursor\":");
             // Cursors are base64url and dots; quoting through serde keeps that an invariant of
             // this function rather than of its callers.
-            let _ = serde_json::to_writer(&mut out, c);
+            let _ = serde_json::to_writer(&mut *out, c);
         }
         if modern {
-            out.extend_from_slice(
-                format!(
-                    ",\"ttlMs\":{},\"cacheScope\":\"{}\"",
-                    self.hint.ttl_ms,
-                    self.hint.scope()
-                )
-                .as_bytes(),
-            );
+            out.extend_from_slice(b",\"ttlMs\":");
+            out.extend_from_slice(self.hint.ttl_ms.to_string().as_bytes());
+            out.extend_from_slice(b",\"cacheScope\":\"");
+            out.extend_from_slice(self.hint.scope().as_bytes());
+            out.push(b'"');
         }
         out.push(b'}');
-        out
     }
 
     /// The whole list as one result.

@@ -149,11 +149,19 @@ pub fn serve(
         kind,
         page_size,
     };
-    let result = page.answer(body, ex.era == ClientEra::Modern, cursor.as_deref())?;
-    Ok(super::dispatch::result_body(
-        ex.frame.id_raw().unwrap_or(b"null"),
-        &result,
-    ))
+    let id = ex.frame.id_raw().unwrap_or(b"null");
+    let mut out = Vec::with_capacity(body.bytes_hint() + id.len() + 64);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b",\"result\":");
+    page.write(
+        &mut out,
+        body,
+        ex.era == ClientEra::Modern,
+        cursor.as_deref(),
+    )?;
+    out.push(b'}');
+    Ok(out)
 }
 
 /// `params.cursor`: absent or null is the first page.
@@ -185,12 +193,26 @@ struct Page<'a> {
 impl Page<'_> {
     /// The result object: the page at `cursor` (the first without one) and the next page's cursor
     /// when entries remain.
+    #[cfg(test)]
     fn answer(
         &self,
         body: &ListBody,
         modern: bool,
         cursor: Option<&str>,
     ) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.write(&mut out, body, modern, cursor)?;
+        Ok(out)
+    }
+
+    /// `answer`, appended to `out`.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        body: &ListBody,
+        modern: bool,
+        cursor: Option<&str>,
+    ) -> Result<(), Error> {
         let from = match cursor {
             None => 0,
             Some(c) => open(self.key, self.who, self.kind, body, c).map_err(|why| {
@@ -220,7 +242,8 @@ impl Page<'_> {
                 },
             )
         });
-        Ok(body.page(modern, from, to, next.as_deref()))
+        body.write_page(out, modern, from, to, next.as_deref());
+        Ok(())
     }
 }
 
