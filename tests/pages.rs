@@ -339,6 +339,34 @@ fn caching_hints_follow_the_upstreams_and_the_callers() {
 }
 
 #[test]
+fn a_public_read_stays_public_only_without_auth() {
+    // util's resources/read is 300000/public.
+    let read = |addr, auth: Option<&'static str>| {
+        let mut h = vec![
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "resources/read"),
+            ("Mcp-Name", "util://about"),
+        ];
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        let (s, _, v) = post(
+            addr,
+            &h,
+            &json!({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"util://about",
+                "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}),
+        );
+        assert_eq!(s, 200, "{v}");
+        assert!(v["result"]["contents"].is_array(), "{v}");
+        v["result"]["cacheScope"].clone()
+    };
+    let open = start(DEMOS, 1);
+    assert_eq!(read(open.addr, None), "public");
+    let keyed = start(&keyed(0), 1);
+    assert_eq!(read(keyed.addr, Some(ADMIN)), "private");
+}
+
+#[test]
 fn distinct_entries_on_every_page() {
     // No entry is repeated across pages even with a page size that does not divide the list.
     let gw = start(&format!("page_size = 3\n\n{DEMOS}"), 1);

@@ -154,7 +154,8 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             } else {
                 None
             };
-            forward_renamed(ctx, ex, "resources/read", &route, span).await
+            let answer = forward_renamed(ctx, ex, "resources/read", &route, span).await?;
+            Ok(lists::scoped_to_caller(ctx, ex, answer))
         }
         (Method::ResourcesSubscribe | Method::ResourcesUnsubscribe, ClientEra::Legacy) => {
             subscribe(ctx, ex, &catalog, view).await

@@ -164,6 +164,31 @@ pub fn serve(
     Ok(out)
 }
 
+/// A 2026-07-28 `resources/read` answer whose server called it `public`, narrowed to `private`
+/// when the gateway filters by caller (auth on): a shared cache must not hand a resource to a
+/// caller whose role may not read it.
+pub fn scoped_to_caller(ctx: &ShardCtx, ex: &Exchange<'_>, answer: Vec<u8>) -> Vec<u8> {
+    if ex.era != ClientEra::Modern || !ctx.shared.policy.load().auth_required {
+        return answer;
+    }
+    narrow_scope(answer)
+}
+
+/// `result.cacheScope` "public" → "private" in a response body.
+fn narrow_scope(mut answer: Vec<u8>) -> Vec<u8> {
+    let Ok(v) = sonic_rs::get(answer.as_slice(), ["result", "cacheScope"]) else {
+        return answer;
+    };
+    if v.as_str() != Some("public") {
+        return answer;
+    }
+    let raw = v.as_raw_str();
+    let start = raw.as_ptr() as usize - answer.as_ptr() as usize;
+    let end = start + raw.len();
+    answer.splice(start..end, *b"\"private\"");
+    answer
+}
+
 /// `params.cursor`: absent or null is the first page.
 fn cursor_param(params: Option<&[u8]>) -> Result<Option<String>, Error> {
     let Some(v) = params.and_then(|p| sonic_rs::get(p, ["cursor"]).ok()) else {
@@ -360,6 +385,25 @@ mod tests {
             open(&key, &me, ListKind::Tools, &body(6), &c),
             Err(Refused::Expired)
         );
+    }
+
+    #[test]
+    fn public_reads_narrow_to_private() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"a","text":"\"cacheScope\":\"public\""}],"ttlMs":5,"cacheScope": "public"}}"#;
+        let v: Value = serde_json::from_slice(&narrow_scope(body.to_vec())).unwrap();
+        assert_eq!(v["result"]["cacheScope"], "private");
+        assert_eq!(v["result"]["ttlMs"], 5);
+        assert_eq!(
+            v["result"]["contents"][0]["text"],
+            "\"cacheScope\":\"public\""
+        );
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":1,"result":{"cacheScope":"private"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#,
+        ] {
+            assert_eq!(narrow_scope(other.to_vec()), other);
+        }
     }
 
     #[test]
