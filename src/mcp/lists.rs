@@ -207,12 +207,12 @@ fn cursor_param(params: Option<&[u8]>) -> Result<Option<String>, Error> {
 }
 
 /// One list request's paging: whose, which list, how many entries a page holds.
-struct Page<'a> {
-    key: &'a StateKey,
-    who: &'a Principal,
-    kind: ListKind,
+pub struct Page<'a> {
+    pub key: &'a StateKey,
+    pub who: &'a Principal,
+    pub kind: ListKind,
     /// 0: the rest of the list in one page.
-    page_size: usize,
+    pub page_size: usize,
 }
 
 impl Page<'_> {
@@ -231,7 +231,7 @@ impl Page<'_> {
     }
 
     /// `answer`, appended to `out`.
-    fn write(
+    pub fn write(
         &self,
         out: &mut Vec<u8>,
         body: &ListBody,
