@@ -367,6 +367,43 @@ fn a_public_read_stays_public_only_without_auth() {
 }
 
 #[test]
+fn turning_auth_on_by_reload_makes_lists_private() {
+    let dir = std::env::temp_dir().join(format!("sy-pages-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("gw.toml");
+    let write = |body: &str| {
+        std::fs::write(&cfg, format!("[gateway]\nlisten = \"127.0.0.1:1\"\n{body}"))
+            .expect("config")
+    };
+    // The same roles (adding roles needs a restart), no keys: every caller sees the same lists.
+    write(&format!(
+        "\n[roles.admin]\n\n[roles.reader]\nallowed_tools = [\"notes/*\", \"util/echo\"]\n\n{DEMOS}"
+    ));
+    let gw = start_file(cfg.to_str().unwrap_or_default(), 1);
+    let (_, v) = Caller::modern(gw.addr, None).list("prompts/list", None);
+    assert_eq!(v["result"]["cacheScope"], "public", "{v}");
+    // Keys configured, SIGHUP: the lists now depend on who asks.
+    write(&keyed(0));
+    // Safety: kill(2) on our own child's pid with a valid signal number.
+    let rc = unsafe { libc::kill(gw.child.id() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0, "SIGHUP delivered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, v) = Caller::modern(gw.addr, Some(ADMIN)).list("prompts/list", None);
+        if s == 200 && v["result"]["cacheScope"] == "private" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {s} {v} after the reload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn distinct_entries_on_every_page() {
     // No entry is repeated across pages even with a page size that does not divide the list.
     let gw = start(&format!("page_size = 3\n\n{DEMOS}"), 1);
