@@ -120,7 +120,7 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
                 error,
             } => st.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
-            LaneMsg::Session(_) | LaneMsg::Stop => {}
+            LaneMsg::Session(_) | LaneMsg::Unlinked(_) | LaneMsg::Stop => {}
         }
     }
 }

@@ -70,6 +70,8 @@ pub enum LaneMsg {
         error: Error,
     },
     Session(SessionMsg),
+    /// A legacy HTTP upstream's message for a client session, from its GET stream.
+    Unlinked(Arc<crate::upstream::stream::Unlinked>),
     Stop,
 }
 
@@ -509,6 +511,7 @@ pub(crate) async fn inbox_loop(
             } => ctx.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
+            LaneMsg::Unlinked(u) => crate::mcp::listen::on_unlinked(&ctx, &u),
             LaneMsg::Stop => {
                 ctx.listeners.close_all();
                 if let Some(s) = stop.take() {

@@ -1,5 +1,6 @@
 //! Streamable HTTP upstreams: pooled keep-alive connections per lane, the upstream's own
-//! `Mcp-Session-Id` kept and renewed transparently when the upstream forgets it.
+//! `Mcp-Session-Id` kept and renewed transparently when the upstream forgets it, and (legacy
+//! servers) the session's standing GET stream (`stream`).
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ pub struct HttpUpstream {
     /// The legacy session the upstream gave us (shared by every lane: one upstream session serves
     /// all downstream clients).
     session: ArcSwapOption<String>,
+    /// The legacy session's GET stream.
+    pub standing: super::stream::Standing,
 }
 
 impl HttpUpstream {
@@ -32,7 +35,26 @@ impl HttpUpstream {
             url: Url::parse(url)?,
             headers: headers.to_vec(),
             session: ArcSwapOption::empty(),
+            standing: Default::default(),
         })
+    }
+
+    /// The legacy session the upstream gave us, if any.
+    pub fn session(&self) -> Option<Arc<String>> {
+        self.session.load_full()
+    }
+
+    /// Owned `base_headers`, for the GET stream's thread.
+    pub fn headers_for(
+        &self,
+        version: &str,
+        session: Option<&Arc<String>>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        self.base_headers(version, session.map(|s| s.as_str()), &mut out);
+        out.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     /// One POST on a pooled (or new) connection; a stale pooled connection is retried once on a new one.
@@ -149,6 +171,12 @@ impl HttpUpstream {
         let id = call.id;
         let body = request_with_id(Some(id), method, params);
         let encoded_name = name.map(encode_header_value);
+        // A legacy server may send what concerns this client on its GET stream: its reader must
+        // know who has calls in flight.
+        let _in_flight = match hs.era {
+            Era::Legacy if call.origin != 0 => self.standing.track(id, call.origin),
+            _ => None,
+        };
         for attempt in 0..2 {
             let session = self.session.load_full();
             let mut headers = Vec::with_capacity(8);
@@ -315,6 +343,7 @@ impl HttpUpstream {
 
     /// End our upstream session (at shutdown).
     pub async fn close_session(&self, up: &Upstream) {
+        self.standing.stop();
         let Some(session) = self.session.swap(None) else {
             return;
         };

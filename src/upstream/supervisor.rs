@@ -96,6 +96,9 @@ pub async fn start(
             ));
         }
         up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
+        if let Transport::Http(h) = &up.transport {
+            h.standing.start(shared, up, &hs.version);
+        }
     }
     Ok(hs)
 }
