@@ -368,15 +368,9 @@ async fn forward(
         }
         _ => params,
     };
-    // A 2026-07-28 client of a legacy stdio or SSE server: questions the server asks mid-call are
-    // bridged (the call is held between the client's rounds).
-    if ex.era == ClientEra::Modern
-        && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy)
-        && matches!(
-            up.transport,
-            upstream::Transport::Stdio(_) | upstream::Transport::Sse(_)
-        )
-    {
+    // A 2026-07-28 client of a legacy server: questions the server asks mid-call are bridged (the
+    // call is held between the client's rounds).
+    if ex.era == ClientEra::Modern && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy) {
         return held_call(ctx, ex, up, method, &binding, params).await;
     }
     let caps = ex
@@ -532,7 +526,11 @@ async fn held_call(
                         .send_request(&ctx.lane, up, method, Some(params), &call)?
                 }
                 upstream::Transport::Http(_) => {
-                    return Err(Error::internal("held calls are for stdio and SSE servers"))
+                    let inbox = ctx.shared.lanes.get(ctx.index() as usize).cloned();
+                    let inbox = inbox.ok_or_else(|| Error::internal("this shard has no lane"))?;
+                    upstream::http::HttpUpstream::send_request(
+                        &ctx.lane, inbox, up, method, params, id,
+                    )?
                 }
             };
             hold::drive(ctx, up, waiter, caps, &|f| relayer.on_interim(f)).await?
