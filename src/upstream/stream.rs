@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
-use super::handshake::Era;
+use super::handshake::{Era, Handshake};
 use super::link::{self, InFlight, Origin, Tracker, MAX_MESSAGE};
 use super::{Transport, Upstream};
 use crate::http::blocking::{EventStream, Poster};
@@ -71,14 +71,14 @@ impl Standing {
         Some(InFlightGuard { tracker, id })
     }
 
-    /// Start the stream's thread for `up` (whose session speaks `version`) unless it runs.
-    pub fn start(&self, shared: &Arc<Shared>, up: &Arc<Upstream>, version: &str) {
+    /// Start the stream's thread for `up` (just through handshake `hs`) unless it runs.
+    pub fn start(&self, shared: &Arc<Shared>, up: &Arc<Upstream>, hs: &Handshake) {
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
         let (tracker, tracked) = link::tracking();
         self.tracker.store(Some(Arc::new(tracker)));
-        let (shared2, up2, version) = (shared.clone(), up.clone(), version.to_owned());
+        let (shared2, up2, hs) = (shared.clone(), up.clone(), Arc::new(hs.clone()));
         let spawned = std::thread::Builder::new()
             .name(format!("{}-get", up.name))
             .spawn(move || {
@@ -86,7 +86,7 @@ impl Standing {
                     shared: &shared2,
                     up: &up2,
                     inflight: InFlight::default(),
-                    version,
+                    hs,
                 };
                 reader.run(&tracked);
                 if let Transport::Http(h) = &up2.transport {
@@ -137,8 +137,18 @@ struct Reader<'a> {
     shared: &'a Arc<Shared>,
     up: &'a Arc<Upstream>,
     inflight: InFlight,
-    /// The session's revision (until a handshake is published).
-    version: String,
+    /// The upstream's handshake (the latest published one replaces the first).
+    hs: Arc<Handshake>,
+}
+
+/// How holding a stream once went.
+enum Held {
+    /// The server offers none: stop trying.
+    Never,
+    /// It was open and ended.
+    Ended,
+    /// It could not be opened now.
+    Failed,
 }
 
 impl<'a> Reader<'a> {
@@ -150,80 +160,151 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Hold the stream until the gateway stops, the upstream turns out to speak 2026-07-28, or it
-    /// says it offers no stream.
+    /// Hold the stream until the gateway stops or the server says it offers none; the era of the
+    /// upstream's latest handshake says which stream.
     fn run(&mut self, tracked: &link::Tracked) {
-        let up = self.up;
         let mut backoff = FIRST_BACKOFF;
-        // (session, last event id) of the stream before, for resuming it.
+        // (session, last event id) of the legacy stream before, for resuming it.
         let mut resume: Option<(Arc<String>, String)> = None;
         while !self.shared.is_stopping() {
             let Some(h) = self.http() else { return };
-            if let Some(hs) = up.last_handshake() {
-                if hs.era == Era::Modern {
-                    return;
-                }
-                self.version.clone_from(&hs.version);
-            }
-            let Some(session) = h.session() else {
-                // Not initialized (yet, or again): the call path renews the session.
-                std::thread::sleep(FIRST_BACKOFF);
-                continue;
-            };
-            let version = self.version.clone();
-            let mut headers = h.headers_for(&version, Some(&session));
-            if let Some((s, id)) = &resume {
-                if Arc::ptr_eq(s, &session) || **s == *session {
-                    headers.push(("Last-Event-ID".into(), id.clone()));
-                }
+            if let Some(hs) = self.up.last_handshake() {
+                self.hs = hs;
             }
             let opened = Instant::now();
-            match EventStream::open(&h.url, &headers, up.request_timeout, MAX_MESSAGE) {
-                Err(ClientError::Status(405)) => {
-                    tracing::info!(server = %up.name, "offers no GET stream (405): messages outside calls cannot reach its clients");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(server = %up.name, "its GET stream: {e}; retrying in {backoff:?}");
-                }
-                Ok(mut stream) => {
-                    tracing::debug!(server = %up.name, "GET stream open");
-                    // Unbounded wait for events; a failure here leaves the open timeout, which
-                    // only makes a quiet stream reconnect.
-                    let _ = stream.socket().set_read_timeout(None);
-                    if let Ok(sock) = stream.socket().try_clone() {
-                        h.standing.socket.store(Some(Arc::new(sock)));
-                    }
-                    let why = loop {
-                        match stream.next_event() {
-                            Ok(Some(ev)) => {
-                                if let Some(id) = ev.id.filter(|i| !i.is_empty()) {
-                                    resume = Some((session.clone(), id));
-                                }
-                                if matches!(ev.event.as_deref(), None | Some("message"))
-                                    && !ev.data.is_empty()
-                                {
-                                    tracked.drain_into(&mut self.inflight);
-                                    self.route(ev.data.as_bytes(), &version);
-                                }
-                            }
-                            Ok(None) => break "ended".to_owned(),
-                            Err(e) => break e.to_string(),
-                        }
-                    };
-                    h.standing.socket.store(None);
-                    tracing::debug!(server = %up.name, "GET stream {why}");
-                    if opened.elapsed() >= HEALTHY {
-                        backoff = FIRST_BACKOFF;
-                    }
-                }
+            let held = match self.hs.era {
+                Era::Legacy => self.hold_get(h, tracked, &mut resume),
+                Era::Modern => self.hold_listen(h),
+            };
+            match held {
+                Held::Never => return,
+                Held::Ended if opened.elapsed() >= HEALTHY => backoff = FIRST_BACKOFF,
+                Held::Ended | Held::Failed => {}
             }
             if self.shared.is_stopping() {
                 return;
             }
+            // What calls told meanwhile, so it never piles up while the stream is down.
+            tracked.drain_into(&mut self.inflight);
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// A legacy session's `GET` stream, resumed after event `resume` when it is the same session.
+    fn hold_get(
+        &mut self,
+        h: &super::http::HttpUpstream,
+        tracked: &link::Tracked,
+        resume: &mut Option<(Arc<String>, String)>,
+    ) -> Held {
+        let up = self.up;
+        // Not initialized (yet, or again): the call path renews the session.
+        let Some(session) = h.session() else {
+            return Held::Failed;
+        };
+        let version = self.hs.version.clone();
+        let mut headers = h.headers_for(&version, Some(&session));
+        if let Some((s, id)) = resume.as_ref() {
+            if **s == *session {
+                headers.push(("Last-Event-ID".into(), id.clone()));
+            }
+        }
+        let mut stream = match EventStream::open(&h.url, &headers, up.request_timeout, MAX_MESSAGE)
+        {
+            Ok(s) => s,
+            Err(ClientError::Status(405)) => {
+                tracing::info!(server = %up.name, "offers no GET stream (405): messages outside calls cannot reach its clients");
+                return Held::Never;
+            }
+            Err(e) => {
+                tracing::debug!(server = %up.name, "its GET stream: {e}");
+                return Held::Failed;
+            }
+        };
+        tracing::debug!(server = %up.name, "GET stream open");
+        self.read(h, &mut stream, |me, ev| {
+            if let Some(id) = ev.id.filter(|i| !i.is_empty()) {
+                *resume = Some((session.clone(), id));
+            }
+            tracked.drain_into(&mut me.inflight);
+            me.route(ev.data.as_bytes(), &version);
+        });
+        Held::Ended
+    }
+
+    /// A 2026-07-28 server's `subscriptions/listen` stream, for the list changes it announces.
+    fn hold_listen(&mut self, h: &super::http::HttpUpstream) -> Held {
+        let up = self.up;
+        let changes =
+            |cap: &str| self.hs.capabilities[cap]["listChanged"] == serde_json::json!(true);
+        if !["tools", "prompts", "resources"].iter().any(|c| changes(c)) {
+            return Held::Never;
+        }
+        let wanted = serde_json::json!({ "notifications": {
+            "toolsListChanged": changes("tools"),
+            "promptsListChanged": changes("prompts"),
+            "resourcesListChanged": changes("resources"),
+        }});
+        let params = super::handshake::with_modern_meta(Some(wanted.to_string().as_bytes()), None);
+        let body = crate::jsonrpc::request_with_id(Some(1), "subscriptions/listen", Some(&params));
+        let mut headers = h.headers_for(&self.hs.version, None);
+        headers.push(("Mcp-Method".into(), "subscriptions/listen".into()));
+        let mut stream = match EventStream::post(
+            &h.url,
+            &headers,
+            &body,
+            up.request_timeout,
+            MAX_MESSAGE,
+        ) {
+            Ok(s) => s,
+            Err(e @ (ClientError::Status(_) | ClientError::Malformed(_))) => {
+                tracing::info!(server = %up.name, "offers no subscriptions/listen stream ({e}): its list changes reach the gateway only at restarts");
+                return Held::Never;
+            }
+            Err(e) => {
+                tracing::debug!(server = %up.name, "its listen stream: {e}");
+                return Held::Failed;
+            }
+        };
+        tracing::debug!(server = %up.name, "subscriptions/listen stream open");
+        self.read(h, &mut stream, |me, ev| {
+            if let Ok(f) = Frame::parse(Bytes::from(ev.data.into_bytes())) {
+                if f.kind == Kind::Notification {
+                    me.notification(f);
+                }
+            }
+        });
+        Held::Ended
+    }
+
+    /// Read `stream`'s messages into `on_message` until it ends (or `Standing::stop`).
+    fn read(
+        &mut self,
+        h: &super::http::HttpUpstream,
+        stream: &mut EventStream,
+        mut on_message: impl FnMut(&mut Self, crate::http::sse::Event),
+    ) {
+        // Unbounded wait for events; a failure here leaves the open timeout, which only makes a
+        // quiet stream reconnect.
+        let _ = stream.socket().set_read_timeout(None);
+        if let Ok(sock) = stream.socket().try_clone() {
+            h.standing.socket.store(Some(Arc::new(sock)));
+        }
+        let why = loop {
+            match stream.next_event() {
+                Ok(Some(ev)) => {
+                    if matches!(ev.event.as_deref(), None | Some("message")) && !ev.data.is_empty()
+                    {
+                        on_message(self, ev);
+                    }
+                }
+                Ok(None) => break "ended".to_owned(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        h.standing.socket.store(None);
+        tracing::debug!(server = %self.up.name, "its standing stream {why}");
     }
 
     fn route(&mut self, text: &[u8], version: &str) {
