@@ -453,3 +453,63 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(shards: usize) -> Unlinked {
+        let msg = br#"{"jsonrpc":"2.0","id":3,"method":"roots/list"}"#;
+        Unlinked {
+            upstream: 0,
+            session: 7,
+            frame: Frame::parse(Bytes::from_static(msg)).expect("a request"),
+            claimed: AtomicBool::new(false),
+            left: AtomicUsize::new(shards),
+        }
+    }
+
+    #[test]
+    fn one_shard_takes_an_offer_and_nobody_refuses_it() {
+        let u = offer(3);
+        assert!(!u.unclaimed_at_last());
+        assert!(u.claim());
+        assert!(!u.claim(), "a second shard must not deliver it again");
+        assert!(!u.unclaimed_at_last());
+        assert!(
+            !u.unclaimed_at_last(),
+            "taken: the last shard must not refuse it"
+        );
+    }
+
+    #[test]
+    fn the_last_shard_refuses_what_nobody_took() {
+        let u = offer(2);
+        assert!(!u.unclaimed_at_last());
+        assert!(u.unclaimed_at_last());
+    }
+
+    #[test]
+    fn a_log_line_just_after_its_call_still_has_a_client() {
+        let (tracker, tracked) = link::tracking();
+        let mut inflight = InFlight::default();
+        tracker.sent(5, 9);
+        tracked.drain_into(&mut inflight);
+        assert!(matches!(inflight.origin(), Origin::Call(5)));
+        tracker.gave_up(5);
+        tracked.drain_into(&mut inflight);
+        assert!(matches!(inflight.origin(), Origin::Nobody));
+        assert!(matches!(
+            inflight.origin_or_recent(Duration::from_secs(5)),
+            Origin::Call(5)
+        ));
+        assert_eq!(inflight.origin_of(5), Some(9));
+        // a second client's call in flight: a request has one owner again, the newest
+        tracker.sent(6, 11);
+        tracked.drain_into(&mut inflight);
+        assert!(matches!(inflight.origin(), Origin::Call(6)));
+        tracker.sent(8, 12);
+        tracked.drain_into(&mut inflight);
+        assert!(matches!(inflight.origin(), Origin::Ambiguous(2)));
+    }
+}
