@@ -526,11 +526,10 @@ async fn held_call(
                         .send_request(&ctx.lane, up, method, Some(params), &call)?
                 }
                 upstream::Transport::Http(_) => {
-                    let inbox = ctx.shared.lanes.get(ctx.index() as usize).cloned();
-                    let inbox = inbox.ok_or_else(|| Error::internal("this shard has no lane"))?;
-                    upstream::http::HttpUpstream::send_request(
-                        &ctx.lane, inbox, up, method, params, id,
-                    )?
+                    let me = ctx
+                        .rc()
+                        .ok_or_else(|| Error::internal("the shard is stopping"))?;
+                    upstream::http::HttpUpstream::send_request(me, up, method, params, id)?
                 }
             };
             hold::drive(ctx, up, waiter, caps, &|f| relayer.on_interim(f)).await?

@@ -143,6 +143,8 @@ impl Shared {
 
 /// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
 pub struct ShardCtx {
+    /// Itself, for the tasks it spawns that outlive a request (a held call's upstream POST).
+    pub(crate) me: std::rc::Weak<ShardCtx>,
     pub shared: Arc<Shared>,
     pub lane: Lane,
     pub sessions: Sessions,
@@ -165,6 +167,11 @@ pub struct ShardCtx {
 impl ShardCtx {
     pub fn index(&self) -> u16 {
         self.lane.index
+    }
+
+    /// A counted handle on this context (`None` only while it is being dropped).
+    pub fn rc(&self) -> Option<Rc<ShardCtx>> {
+        self.me.upgrade()
     }
 }
 
@@ -434,7 +441,8 @@ fn shard_main(
                 return;
             }
         };
-        let ctx = Rc::new(ShardCtx {
+        let ctx = Rc::new_cyclic(|me| ShardCtx {
+            me: me.clone(),
             shared: shared.clone(),
             lane: Lane::new(index),
             sessions: Sessions::default(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use serde_json::Value;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::handshake::{self, Era, Handshake, MODERN_VERSION};
@@ -15,7 +16,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http::client::{self, ClientError, PostOutcome, Url};
 use crate::jsonrpc::{request_with_id, Frame, Kind};
 use crate::shard::lane::{Lane, Waiter};
-use crate::shard::LaneMsg;
+use crate::shard::ShardCtx;
 
 /// Largest response body accepted from an upstream.
 const MAX_RESPONSE: usize = 64 << 20;
@@ -223,10 +224,9 @@ impl HttpUpstream {
     /// Send a request and return what to wait on, without waiting, like a stdio server's
     /// `Slot::send_request` (a held call keeps the waiter; see `mcp::hold`): a task of this shard
     /// keeps reading the POST's answer and hands what comes (the server's questions, the reply) to
-    /// lane `inbox` as a stdio reader would. Dropping the waiter ends the task and its POST.
+    /// the lane as a stdio reader would. Dropping the waiter ends the task and its POST.
     pub fn send_request(
-        lane: &Lane,
-        inbox: flume::Sender<LaneMsg>,
+        ctx: Rc<ShardCtx>,
         up: &Arc<Upstream>,
         method: &str,
         params: &[u8],
@@ -235,26 +235,15 @@ impl HttpUpstream {
         let Some(hs) = up.ready() else {
             return Err(up.unavailable());
         };
-        let waiter = lane.expect(id, up.index);
+        let waiter = ctx.lane.expect(id, up.index);
         let (stop, stopped) = local_sync::oneshot::channel::<()>();
         let (up, method, params) = (up.clone(), method.to_owned(), params.to_vec());
-        let lane_index = lane.index;
         monoio::spawn(async move {
             let Transport::Http(h) = &up.transport else {
                 return;
             };
-            // Its own (unpooled) connections: the task outlives the request that started it, and
-            // the lane's ids are only written in bodies here.
-            let lane = Lane::new(lane_index);
-            let upstream = up.index;
-            let interim = inbox.clone();
-            let on_interim = move |frame: Frame| {
-                let _ = interim.send(LaneMsg::Interim {
-                    upstream,
-                    id,
-                    frame,
-                });
-            };
+            let (lane, upstream) = (&ctx.lane, up.index);
+            let on_interim = |frame: Frame| lane.interim(upstream, id, frame);
             let call = Call {
                 id,
                 origin: id,
@@ -263,14 +252,12 @@ impl HttpUpstream {
                 client_caps: None,
             };
             let posted =
-                std::pin::pin!(h.call(&lane, &up, &hs, &method, Some(&params), None, &call));
+                std::pin::pin!(h.call(lane, &up, &hs, &method, Some(&params), None, &call));
             monoio::select! {
-                r = posted => {
-                    let _ = inbox.send(match r {
-                        Ok(frame) => LaneMsg::Reply { upstream, frame },
-                        Err(error) => LaneMsg::Failed { upstream, id, error },
-                    });
-                }
+                r = posted => match r {
+                    Ok(frame) => lane.complete(upstream, frame),
+                    Err(error) => lane.fail(upstream, id, error),
+                },
                 _ = stopped => {}
             }
         });
