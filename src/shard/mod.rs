@@ -70,6 +70,8 @@ pub enum LaneMsg {
         error: Error,
     },
     Session(SessionMsg),
+    /// A legacy HTTP upstream's message for a client session, from its GET stream.
+    Unlinked(Arc<crate::upstream::stream::Unlinked>),
     Stop,
 }
 
@@ -141,6 +143,8 @@ impl Shared {
 
 /// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
 pub struct ShardCtx {
+    /// Itself, for the tasks it spawns that outlive a request (a held call's upstream POST).
+    pub(crate) me: std::rc::Weak<ShardCtx>,
     pub shared: Arc<Shared>,
     pub lane: Lane,
     pub sessions: Sessions,
@@ -163,6 +167,11 @@ pub struct ShardCtx {
 impl ShardCtx {
     pub fn index(&self) -> u16 {
         self.lane.index
+    }
+
+    /// A counted handle on this context (`None` only while it is being dropped).
+    pub fn rc(&self) -> Option<Rc<ShardCtx>> {
+        self.me.upgrade()
     }
 }
 
@@ -432,7 +441,8 @@ fn shard_main(
                 return;
             }
         };
-        let ctx = Rc::new(ShardCtx {
+        let ctx = Rc::new_cyclic(|me| ShardCtx {
+            me: me.clone(),
             shared: shared.clone(),
             lane: Lane::new(index),
             sessions: Sessions::default(),
@@ -510,6 +520,7 @@ pub(crate) async fn inbox_loop(
             } => ctx.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
+            LaneMsg::Unlinked(u) => crate::mcp::listen::on_unlinked(&ctx, &u),
             LaneMsg::Stop => {
                 ctx.listeners.close_all();
                 if let Some(s) = stop.take() {
