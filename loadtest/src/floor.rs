@@ -262,7 +262,13 @@ fn handshake(
     stdin
         .write_all(&request::initialize_line())
         .and_then(|()| stdin.flush())
-        .map_err(|e| fail("cannot write initialize", e))?;
+        .map_err(|e| match e.kind() {
+            // The server closed its stdin: it exited (or is exiting) without reading a line.
+            io::ErrorKind::BrokenPipe => {
+                "the server exited before answering initialize (its stdin closed)".to_owned()
+            }
+            _ => fail("cannot write initialize", e),
+        })?;
     let deadline = Instant::now() + timeout.max(Duration::from_secs(5));
     let mut line = Vec::new();
     loop {
