@@ -8,6 +8,7 @@ pub mod hold;
 pub mod listen;
 pub mod metatool;
 pub mod relay;
+pub mod resume;
 pub mod session;
 pub mod sink;
 pub mod state;
