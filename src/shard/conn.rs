@@ -160,7 +160,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     wake = None;
                     if streamed.is_none() {
                         // A slow answer: stream it, priming the client to resume.
-                        if !sink.resumable.borrow().as_ref().is_some_and(|s| &*s.version >= "2025-11-25") {
+                        if !primed(&sink) {
                             continue;
                         }
                         open_stream(ctx, &sink, &mut out);
@@ -192,6 +192,11 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         };
         out.clear();
+        if streamed.is_none() && resume.stream_after_ms == 0 && primed(&sink) {
+            // Configured to stream every answer of such a session, however quick.
+            open_stream(ctx, &sink, &mut out);
+            streamed = Some(0);
+        }
         // Messages queued in the same instant as the answer still go first.
         while let Some((id, msg)) = sink.try_next_event() {
             if streamed.is_none() {
@@ -327,6 +332,14 @@ fn open_stream(ctx: &ShardCtx, sink: &Sink, out: &mut Vec<u8>) {
         priming(&log, resume.retry_ms, out);
     }
     *sink.log.borrow_mut() = Some(log);
+}
+
+/// Does this request's answer go to a client whose revision resumes streams (2025-11-25 and later)?
+fn primed(sink: &Sink) -> bool {
+    sink.resumable
+        .borrow()
+        .as_ref()
+        .is_some_and(|s| &*s.version >= "2025-11-25")
 }
 
 /// When a resumable stream that just opened is ended to make its client poll, if ever.
