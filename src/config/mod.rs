@@ -98,6 +98,9 @@ pub struct Resume {
     pub replay_bytes: usize,
     /// How long a finished stream's events stay replayable.
     pub replay_grace_ms: u64,
+    /// Bytes all logs of one shard may keep; past it, finished streams are dropped before their
+    /// grace is up, oldest first.
+    pub replay_shard_bytes: usize,
 }
 
 impl Default for Resume {
@@ -109,6 +112,7 @@ impl Default for Resume {
             replay_events: 256,
             replay_bytes: 1 << 20,
             replay_grace_ms: 60_000,
+            replay_shard_bytes: 64 << 20,
         }
     }
 }

@@ -74,6 +74,14 @@ pub struct Log {
     followers: RefCell<Vec<Follower>>,
     max_events: usize,
     max_bytes: usize,
+    /// The shard's total of kept bytes, which this log adds to.
+    total: Rc<Cell<usize>>,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.total.set(self.total.get().saturating_sub(self.bytes.get()));
+    }
 }
 
 impl std::fmt::Debug for Log {
@@ -87,7 +95,13 @@ impl std::fmt::Debug for Log {
 }
 
 impl Log {
-    fn new(id: EventId, session: &Session, standing: bool, limits: &Limits) -> Log {
+    fn new(
+        id: EventId,
+        session: &Session,
+        standing: bool,
+        limits: &Limits,
+        total: Rc<Cell<usize>>,
+    ) -> Log {
         Log {
             id,
             session: session.id.clone(),
@@ -100,7 +114,18 @@ impl Log {
             followers: RefCell::new(Vec::new()),
             max_events: limits.replay_events.max(1),
             max_bytes: limits.replay_bytes,
+            total,
         }
+    }
+
+    fn add_bytes(&self, n: usize) {
+        self.bytes.set(self.bytes.get() + n);
+        self.total.set(self.total.get() + n);
+    }
+
+    fn sub_bytes(&self, n: usize) {
+        self.bytes.set(self.bytes.get() - n);
+        self.total.set(self.total.get().saturating_sub(n));
     }
 
     /// The priming event's id (seq 0: "nothing seen yet").
@@ -124,13 +149,13 @@ impl Log {
             Follower::Remote(tx) => tx.send(Replay::Event(id, msg.clone())).is_ok(),
         });
         let mut events = self.events.borrow_mut();
-        self.bytes.set(self.bytes.get() + msg.len());
+        self.add_bytes(msg.len());
         events.push_back((seq, msg));
         while events.len() > 1
             && (events.len() > self.max_events || self.bytes.get() > self.max_bytes)
         {
             if let Some((_, old)) = events.pop_front() {
-                self.bytes.set(self.bytes.get() - old.len());
+                self.sub_bytes(old.len());
             }
         }
         id
@@ -172,6 +197,8 @@ pub struct Streams {
     logs: RefCell<HashMap<u64, Rc<Log>>>,
     next_key: Cell<u64>,
     swept: Cell<Option<Instant>>,
+    /// Bytes kept by all logs of the shard.
+    total: Rc<Cell<usize>>,
 }
 
 impl Streams {
@@ -185,10 +212,13 @@ impl Streams {
         {
             self.sweep(Duration::from_millis(limits.replay_grace_ms));
         }
+        if self.total.get() > limits.replay_shard_bytes {
+            self.evict(limits.replay_shard_bytes);
+        }
         let key = self.next_key.get() + 1;
         self.next_key.set(key);
         let id = EventId { lane, key, seq: 0 };
-        let log = Rc::new(Log::new(id, session, standing, limits));
+        let log = Rc::new(Log::new(id, session, standing, limits, self.total.clone()));
         self.logs.borrow_mut().insert(key, log.clone());
         log
     }
@@ -202,6 +232,29 @@ impl Streams {
         let now = Instant::now();
         self.swept.set(Some(now));
         self.logs.borrow_mut().retain(|_, l| !l.is_stale(now, grace));
+    }
+
+    /// Over the shard's budget: finished logs go before their grace is up, oldest first, until
+    /// the rest fits in `budget` (logs of streams still open are bounded each, and not evicted).
+    fn evict(&self, budget: usize) {
+        let mut ended: Vec<(Instant, u64)> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter_map(|(k, l)| l.ended.get().map(|t| (t, *k)))
+            .collect();
+        ended.sort_unstable();
+        for (_, key) in ended {
+            if self.total.get() <= budget {
+                break;
+            }
+            self.logs.borrow_mut().remove(&key);
+        }
+    }
+
+    /// Bytes kept by the shard's logs.
+    pub fn bytes(&self) -> usize {
+        self.total.get()
     }
 
     /// The session ended: its logs go (a call still running keeps recording into its own copy,
@@ -372,7 +425,7 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes_keeping_the_last() {
         let s = session("2025-11-25");
-        let log = Log::new(EventId { lane: 1, key: 1, seq: 0 }, &s, false, &limits(3, 10));
+        let log = Log::new(EventId { lane: 1, key: 1, seq: 0 }, &s, false, &limits(3, 10), Default::default());
         assert!(log.prime);
         for m in ["aa", "bb", "cc", "dd"] {
             log.record(Bytes::from(m));
@@ -391,7 +444,7 @@ mod tests {
     #[test]
     fn followers_get_live_events_and_the_end() {
         let s = session("2025-06-18");
-        let log = Log::new(EventId { lane: 1, key: 2, seq: 0 }, &s, false, &limits(8, 1 << 20));
+        let log = Log::new(EventId { lane: 1, key: 2, seq: 0 }, &s, false, &limits(8, 1 << 20), Default::default());
         assert!(!log.prime);
         log.record(Bytes::from_static(b"1"));
         let follower = Rc::new(Sink::default());
@@ -420,5 +473,29 @@ mod tests {
         assert_eq!(streams.len(), 1);
         streams.forget_session(&s.id);
         assert!(streams.is_empty());
+    }
+
+    #[test]
+    fn the_shard_budget_evicts_finished_logs_oldest_first() {
+        let streams = Streams::default();
+        let s = session("2025-11-25");
+        let limits = Limits {
+            replay_shard_bytes: 10,
+            ..Limits::default()
+        };
+        let old = streams.open(1, &s, false, &limits);
+        old.record(Bytes::from(vec![b'a'; 8]));
+        old.end();
+        let newer = streams.open(1, &s, false, &limits);
+        newer.record(Bytes::from(vec![b'b'; 8]));
+        newer.end();
+        let running = streams.open(1, &s, false, &limits);
+        running.record(Bytes::from(vec![b'c'; 8]));
+        assert_eq!(streams.bytes(), 24);
+        drop((old, newer));
+        // Over budget at the next open: finished logs go oldest first; the running one stays.
+        let _next = streams.open(1, &s, false, &limits);
+        assert_eq!(streams.bytes(), 8);
+        assert!(streams.get(3).is_some() && streams.get(1).is_none() && streams.get(2).is_none());
     }
 }
