@@ -226,7 +226,10 @@ pub async fn resume(
     deadline: Instant,
     on_message: &dyn Fn(&Bytes) -> bool,
 ) -> Result<PostOutcome, ClientError> {
-    let extra = [("Accept", "text/event-stream"), ("Last-Event-ID", last_event_id)];
+    let extra = [
+        ("Accept", "text/event-stream"),
+        ("Last-Event-ID", last_event_id),
+    ];
     let req = request_bytes(
         "GET",
         url,

@@ -118,7 +118,10 @@ mod tests {
         let mut p = SseParser::default();
         p.feed(b"id: a.1.0\nretry: 250\ndata: \n\n");
         assert_eq!(p.next_event().map(|e| e.data), Some(String::new()));
-        assert_eq!((p.last_id.as_deref(), p.retry_ms), (Some("a.1.0"), Some(250)));
+        assert_eq!(
+            (p.last_id.as_deref(), p.retry_ms),
+            (Some("a.1.0"), Some(250))
+        );
     }
 
     #[test]

@@ -80,7 +80,8 @@ pub struct Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
-        self.total.set(self.total.get().saturating_sub(self.bytes.get()));
+        self.total
+            .set(self.total.get().saturating_sub(self.bytes.get()));
     }
 }
 
@@ -187,7 +188,9 @@ impl Log {
     }
 
     fn is_stale(&self, now: Instant, grace: Duration) -> bool {
-        self.ended.get().is_some_and(|t| now.duration_since(t) >= grace)
+        self.ended
+            .get()
+            .is_some_and(|t| now.duration_since(t) >= grace)
     }
 }
 
@@ -231,7 +234,9 @@ impl Streams {
     pub fn sweep(&self, grace: Duration) {
         let now = Instant::now();
         self.swept.set(Some(now));
-        self.logs.borrow_mut().retain(|_, l| !l.is_stale(now, grace));
+        self.logs
+            .borrow_mut()
+            .retain(|_, l| !l.is_stale(now, grace));
     }
 
     /// Over the shard's budget: finished logs go before their grace is up, oldest first, until
@@ -275,7 +280,9 @@ impl Streams {
 /// What the shard holding a log sends to the shard resuming it.
 pub enum Replay {
     /// The log exists and belongs to the session; a GET stream's log or a request's.
-    Found { standing: bool },
+    Found {
+        standing: bool,
+    },
     Unknown,
     Event(EventId, Bytes),
 }
@@ -417,7 +424,15 @@ mod tests {
         };
         assert_eq!(id.to_string(), "3.1f.7");
         assert_eq!(EventId::parse("3.1f.7"), Some(id));
-        for bad in ["", "3.1f", "x.1.2", "10000.1.1", "1..2", "1.2.3.4", "1.2.12345678901234567"] {
+        for bad in [
+            "",
+            "3.1f",
+            "x.1.2",
+            "10000.1.1",
+            "1..2",
+            "1.2.3.4",
+            "1.2.12345678901234567",
+        ] {
             assert_eq!(EventId::parse(bad), None, "{bad}");
         }
     }
@@ -425,7 +440,17 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes_keeping_the_last() {
         let s = session("2025-11-25");
-        let log = Log::new(EventId { lane: 1, key: 1, seq: 0 }, &s, false, &limits(3, 10), Default::default());
+        let log = Log::new(
+            EventId {
+                lane: 1,
+                key: 1,
+                seq: 0,
+            },
+            &s,
+            false,
+            &limits(3, 10),
+            Default::default(),
+        );
         assert!(log.prime);
         for m in ["aa", "bb", "cc", "dd"] {
             log.record(Bytes::from(m));
@@ -444,7 +469,17 @@ mod tests {
     #[test]
     fn followers_get_live_events_and_the_end() {
         let s = session("2025-06-18");
-        let log = Log::new(EventId { lane: 1, key: 2, seq: 0 }, &s, false, &limits(8, 1 << 20), Default::default());
+        let log = Log::new(
+            EventId {
+                lane: 1,
+                key: 2,
+                seq: 0,
+            },
+            &s,
+            false,
+            &limits(8, 1 << 20),
+            Default::default(),
+        );
         assert!(!log.prime);
         log.record(Bytes::from_static(b"1"));
         let follower = Rc::new(Sink::default());
