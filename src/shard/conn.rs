@@ -192,7 +192,8 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         };
         out.clear();
-        if streamed.is_none() && resume.stream_after_ms == 0 && primed(&sink) {
+        if streamed.is_none() && resume.stream_after_ms == 0 && resp.status == 200 && primed(&sink)
+        {
             // Configured to stream every answer of such a session, however quick.
             open_stream(ctx, &sink, &mut out);
             streamed = Some(0);
