@@ -142,6 +142,26 @@ describe('legacy SSE resumability', () => {
     });
   });
 
+  test('a GET stream resumed with Last-Event-ID goes on as a fresh GET stream', { timeout: TIMEOUT_MS }, async () => {
+    await withGateway({ servers: [everythingStdio('everything')] }, async (gw) => {
+      const s = await rawSession(gw.url);
+      const get = () => fetch(gw.url, { method: 'GET', headers: { Accept: 'text/event-stream', 'Mcp-Session-Id': s.sid, 'MCP-Protocol-Version': '2025-11-25' } });
+      let ac = new AbortController();
+      let { events } = await readSse(await get(), (evs) => evs.length > 0, { abort: ac });
+      const seen = new Set([events[0].id.split('.').slice(0, 2).join('.')]);
+      for (let round = 0; round < 4; round++) {
+        const r = await resumeGet(gw.url, s, events[0].id);
+        assert.equal(r.status, 200);
+        ac = new AbortController();
+        ({ events } = await readSse(r, (evs) => evs.length > 0, { abort: ac }));
+        assert.equal(events[0].data, '', 'a fresh GET stream primes again');
+        const stream = events[0].id.split('.').slice(0, 2).join('.');
+        assert.ok(!seen.has(stream), `stream ${stream} is new`);
+        seen.add(stream);
+      }
+    });
+  });
+
   test('older revisions get event ids but no priming event', { timeout: TIMEOUT_MS }, async () => {
     await withGateway({ servers: [everythingStdio('everything')] }, async (gw) => {
       const s = await rawSession(gw.url, '2025-06-18');
