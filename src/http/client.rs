@@ -170,22 +170,27 @@ pub fn request_bytes<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
     body: Option<&[u8]>,
 ) -> Vec<u8> {
-    use std::io::Write;
+    // Plain appends, not `write!`: this runs for every proxied call.
     let mut req = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
-    let _ = write!(
-        req,
-        "{method} {} HTTP/1.1\r\nHost: {}\r\n",
-        url.path, url.authority
-    );
+    for part in [
+        method,
+        " ",
+        &url.path,
+        " HTTP/1.1\r\nHost: ",
+        &url.authority,
+        "\r\n",
+    ] {
+        req.extend_from_slice(part.as_bytes());
+    }
     for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
+        for part in [k, ": ", v, "\r\n"] {
+            req.extend_from_slice(part.as_bytes());
+        }
     }
     if let Some(body) = body {
-        let _ = write!(
-            req,
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        req.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+        req.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        req.extend_from_slice(b"\r\n\r\n");
         req.extend_from_slice(body);
     } else {
         req.extend_from_slice(b"\r\n");

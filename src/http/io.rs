@@ -10,8 +10,10 @@ pub async fn read_more<S: AsyncReadRent>(
     stream: &mut S,
     mut buf: Vec<u8>,
 ) -> (io::Result<usize>, Vec<u8>) {
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(buf.capacity().max(8192));
+    // Doubling, from a small start: an idle keep-alive connection keeps only what its messages
+    // needed, a large body still takes few reads.
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(buf.capacity().max(4096));
     }
     let len = buf.len();
     let (res, slice) = stream.read(buf.slice_mut(len..)).await;

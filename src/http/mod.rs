@@ -13,9 +13,16 @@ pub mod tls;
 
 /// Case-insensitive "does this comma-separated header list contain this media type".
 pub fn has_media_type(header: &str, wanted: &str) -> bool {
-    header.split(',').any(|part| {
-        let t = part.split(';').next().unwrap_or("").trim();
-        t.eq_ignore_ascii_case(wanted)
+    media_types(header).any(|t| t.eq_ignore_ascii_case(wanted))
+}
+
+/// The media types of a header value such as `Accept` or `Content-Type`, parameters dropped:
+/// `"application/json; q=1, text/*"` → `application/json`, `text/*`. Byte scanning, no allocation
+/// (this runs on every request).
+pub fn media_types(header: &str) -> impl Iterator<Item = &str> {
+    header.split(',').map(|part| {
+        let end = part.bytes().position(|b| b == b';').unwrap_or(part.len());
+        part[..end].trim_matches(|c: char| c == ' ' || c == '\t')
     })
 }
 

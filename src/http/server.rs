@@ -238,7 +238,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
     h.path = path.split('?').next().unwrap_or("/").to_owned();
     for hd in req.headers.iter() {
         let name = hd.name;
-        let value = || String::from_utf8_lossy(hd.value).trim().to_owned();
+        let value = || match std::str::from_utf8(hd.value) {
+            Ok(v) => v.trim().to_owned(),
+            Err(_) => String::from_utf8_lossy(hd.value).trim().to_owned(),
+        };
         if name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(hd.value)
                 .ok()
@@ -353,21 +356,27 @@ impl Response {
 
     /// Encode head and body into `out` (cleared first).
     pub fn encode(&self, keep_alive: bool, out: &mut Vec<u8>) {
-        use std::io::Write;
+        // Plain appends, not `write!`: this runs for every answer.
         out.clear();
-        let _ = write!(
-            out,
-            "HTTP/1.1 {} {}\r\n",
-            self.status,
-            super::reason(self.status)
-        );
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(n.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(super::reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
         if let Some(ct) = self.content_type {
-            let _ = write!(out, "Content-Type: {ct}\r\n");
+            out.extend_from_slice(b"Content-Type: ");
+            out.extend_from_slice(ct.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         for (k, v) in &self.headers {
-            let _ = write!(out, "{k}: {v}\r\n");
+            for part in [k, ": ", v.as_str(), "\r\n"] {
+                out.extend_from_slice(part.as_bytes());
+            }
         }
-        let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(n.format(self.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         }

@@ -64,6 +64,25 @@ pub struct Frame {
     uri: Option<Span>,
     meta: Option<Span>,
     arguments: Option<Span>,
+    /// The members the gateway reads on every request or reply, found in the same walk so that no
+    /// later lookup walks the frame again (see `Picked`).
+    picked: Picked,
+}
+
+/// Spans of members below the top level: of `params` (`requestState`, `inputResponses`), of
+/// `params._meta` (`progressToken`, the 2026-07-28 version, capabilities and log level) and of a
+/// response's `result` (`resultType`, `requestState`, `ttlMs`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Picked {
+    request_state: Option<Span>,
+    input_responses: Option<Span>,
+    progress_token: Option<Span>,
+    meta_version: Option<Span>,
+    meta_caps: Option<Span>,
+    log_level: Option<Span>,
+    result_type: Option<Span>,
+    result_state: Option<Span>,
+    result_ttl: Option<Span>,
 }
 
 impl Frame {
@@ -98,11 +117,13 @@ impl Frame {
             uri: None,
             meta: None,
             arguments: None,
+            picked: Picked::default(),
         };
         let mut version_ok = false;
         let mut last_end = 0usize;
         let mut seen = 0u8;
         let mut params_value = None;
+        let mut result_value = None;
         for entry in sonic_rs::to_object_iter(buf.as_ref()) {
             let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
             let raw = value.as_raw_str().as_bytes();
@@ -131,6 +152,7 @@ impl Frame {
                 }
                 "result" => {
                     f.result = Some(span);
+                    result_value = Some(value);
                     16
                 }
                 "error" => {
@@ -186,6 +208,8 @@ impl Frame {
                     "uri" => (&mut f.uri, 2),
                     "_meta" => (&mut f.meta, 4),
                     "arguments" => (&mut f.arguments, 8),
+                    "requestState" => (&mut f.picked.request_state, 16),
+                    "inputResponses" => (&mut f.picked.input_responses, 32),
                     _ => continue,
                 };
                 if seen & bit != 0 {
@@ -193,6 +217,27 @@ impl Frame {
                 }
                 seen |= bit;
                 *slot = Some(Span::of(&buf, value.as_raw_str().as_bytes()));
+                if bit == 4 {
+                    pick_meta(&buf, value, &mut f.picked)?;
+                }
+            }
+        }
+        if let (Some(r), Kind::Response) = (result_value, f.kind) {
+            // A result that is not an object (invalid MCP, still a response) has no members to pick.
+            if let Some(members) = r.into_object_iter() {
+                for entry in members {
+                    let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
+                    let slot = match key.as_ref() {
+                        "resultType" => &mut f.picked.result_type,
+                        "requestState" => &mut f.picked.result_state,
+                        "ttlMs" => &mut f.picked.result_ttl,
+                        _ => continue,
+                    };
+                    if slot.is_some() {
+                        return Err(FrameError::Invalid("duplicate member in result"));
+                    }
+                    *slot = Some(Span::of(&buf, value.as_raw_str().as_bytes()));
+                }
             }
         }
         f.buf = buf;
@@ -281,6 +326,78 @@ impl Frame {
     pub fn meta_raw(&self) -> Option<&[u8]> {
         self.meta.map(|s| self.slice(s))
     }
+
+    /// `params.requestState`, raw (a 2026-07-28 retry).
+    pub fn request_state_span(&self) -> Option<Span> {
+        self.picked.request_state
+    }
+
+    /// `params.inputResponses`, raw.
+    pub fn input_responses_raw(&self) -> Option<&[u8]> {
+        self.picked.input_responses.map(|s| self.slice(s))
+    }
+
+    /// `params._meta.progressToken`.
+    pub fn progress_token_span(&self) -> Option<Span> {
+        self.picked.progress_token
+    }
+
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, raw.
+    pub fn meta_version_raw(&self) -> Option<&[u8]> {
+        self.picked.meta_version.map(|s| self.slice(s))
+    }
+
+    /// `params._meta["io.modelcontextprotocol/clientCapabilities"]`, raw.
+    pub fn meta_caps_raw(&self) -> Option<&[u8]> {
+        self.picked.meta_caps.map(|s| self.slice(s))
+    }
+
+    /// Whether `params._meta` asks for log lines (`io.modelcontextprotocol/logLevel`).
+    pub fn wants_log_lines(&self) -> bool {
+        self.picked.log_level.is_some()
+    }
+
+    /// `result.resultType`, raw (`"complete"`, `"input_required"`).
+    pub fn result_type_raw(&self) -> Option<&[u8]> {
+        self.picked.result_type.map(|s| self.slice(s))
+    }
+
+    /// `result.requestState`.
+    pub fn result_state_span(&self) -> Option<Span> {
+        self.picked.result_state
+    }
+
+    /// Whether the result carries `ttlMs`.
+    pub fn result_has_ttl(&self) -> bool {
+        self.picked.result_ttl.is_some()
+    }
+}
+
+/// The members of `params._meta` the gateway reads, from one walk of it. A `_meta` that is not an
+/// object is left to the checks that read it.
+fn pick_meta(
+    buf: &[u8],
+    meta: sonic_rs::LazyValue<'_>,
+    picked: &mut Picked,
+) -> Result<(), FrameError> {
+    let Some(members) = meta.into_object_iter() else {
+        return Ok(());
+    };
+    for entry in members {
+        let (key, value) = entry.map_err(|e| FrameError::Parse(e.to_string()))?;
+        let slot = match key.as_ref() {
+            "progressToken" => &mut picked.progress_token,
+            "io.modelcontextprotocol/protocolVersion" => &mut picked.meta_version,
+            "io.modelcontextprotocol/clientCapabilities" => &mut picked.meta_caps,
+            "io.modelcontextprotocol/logLevel" => &mut picked.log_level,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(FrameError::Invalid("duplicate member in params._meta"));
+        }
+        *slot = Some(Span::of(buf, value.as_raw_str().as_bytes()));
+    }
+    Ok(())
 }
 
 /// A raw JSON value that is a string → its unescaped content; anything else → None.

@@ -12,6 +12,23 @@ pub fn splice(buf: &[u8], span: Span, with: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `buf[within]` with each `(span, bytes)` edit applied (spans absolute in `buf`, inside `within`,
+/// not overlapping, in any order): one copy however many edits.
+pub fn splice_many(buf: &[u8], within: Span, edits: &mut [(Span, &[u8])]) -> Vec<u8> {
+    edits.sort_unstable_by_key(|(s, _)| s.start);
+    let grow: usize = edits.iter().map(|(_, w)| w.len()).sum();
+    let mut out = Vec::with_capacity(within.range().len() + grow);
+    let mut at = within.start as usize;
+    for (span, with) in edits.iter() {
+        let r = span.range();
+        out.extend_from_slice(&buf[at..r.start]);
+        out.extend_from_slice(with);
+        at = r.end;
+    }
+    out.extend_from_slice(&buf[at..within.end as usize]);
+    out
+}
+
 /// A request or notification: `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}`.
 /// `method` is a plain method name (no characters that need escaping).
 pub fn request_with_id(id: Option<u64>, method: &str, params: Option<&[u8]>) -> Vec<u8> {
@@ -53,7 +70,7 @@ pub fn response_with_id(frame: &Frame, id: &[u8]) -> Vec<u8> {
 }
 
 fn itoa_u64(v: u64) -> String {
-    v.to_string()
+    itoa::Buffer::new().format(v).to_owned()
 }
 
 #[cfg(test)]
@@ -72,6 +89,25 @@ mod tests {
             out,
             br#"{"jsonrpc":"2.0","id":"client-1","result":{"content":[{"type":"text","text":"hi"}]}}"#
         );
+    }
+
+    #[test]
+    fn splice_many_applies_edits_in_any_order() {
+        let f = Frame::parse(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"s__t","_meta":{"progressToken":"p"},"arguments":{}}}"#,
+        ))
+        .unwrap();
+        let mut edits = [
+            (f.progress_token_span().unwrap(), &b"77"[..]),
+            (f.name_span().unwrap(), &b"\"t\""[..]),
+        ];
+        let p = splice_many(f.bytes(), f.params_span().unwrap(), &mut edits);
+        assert_eq!(
+            p,
+            br#"{"name":"t","_meta":{"progressToken":77},"arguments":{}}"#
+        );
+        let p = splice_many(f.bytes(), f.params_span().unwrap(), &mut []);
+        assert_eq!(p, f.params_raw().unwrap());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{ClientEra, Method};
 use crate::audit::Note;
 use crate::catalog::{params, Catalog, ListBody, Route, View, UNLISTED};
 use crate::error::{Error, ErrorKind};
-use crate::jsonrpc::{response_with_id, splice, Frame, Kind, Span};
+use crate::jsonrpc::{response_with_id, splice, splice_many, Frame, Kind, Span};
 use crate::policy::{Item, Principal};
 use crate::shard::ShardCtx;
 use crate::upstream::{self, MODERN_VERSION};
@@ -154,11 +154,11 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             forward_renamed(ctx, ex, "resources/read", &route, span).await
         }
         (Method::ResourcesSubscribe | Method::ResourcesUnsubscribe, ClientEra::Legacy) => {
-            subscribe(ctx, ex, &catalog, view).await
+            Box::pin(subscribe(ctx, ex, &catalog, view)).await
         }
-        (Method::Complete, _) => complete(ctx, ex, &catalog, view).await,
+        (Method::Complete, _) => Box::pin(complete(ctx, ex, &catalog, view)).await,
         (Method::SetLogLevel, ClientEra::Legacy) => {
-            set_log_level(ctx, ex).await;
+            Box::pin(set_log_level(ctx, ex)).await;
             Ok(result_body(ex.id(), b"{}"))
         }
         (Method::Initialize, ClientEra::Modern) => Err(Error::downstream(
@@ -329,20 +329,14 @@ async fn forward(
         .frame
         .params_span()
         .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "missing params"))?;
-    let params = ex.frame.slice(params_span);
-    let rewritten;
-    let params = match rename {
-        Some(span) => {
-            let rel = Span {
-                start: span.start - params_span.start,
-                end: span.end - params_span.start,
-            };
-            let quoted = serde_json::Value::from(&*route.original).to_string();
-            rewritten = splice(params, rel, quoted.as_bytes());
-            &rewritten[..]
-        }
-        None => params,
-    };
+    // What changes on the way upstream, applied in one copy: the public name (or URI) back to the
+    // original, a sealed requestState opened, the progress token swapped for our request id.
+    let (quoted, opened);
+    let mut edits: smallvec::SmallVec<[(Span, &[u8]); 3]> = smallvec::SmallVec::new();
+    if let Some(span) = rename {
+        quoted = serde_json::Value::from(&*route.original).to_string();
+        edits.push((span, quoted.as_bytes()));
+    }
     // 2026-07-28 retries carry the state we sealed: open it (or refuse) before the upstream sees it.
     let binding = state::Binding {
         upstream: up.index,
@@ -350,23 +344,27 @@ async fn forward(
         name: &route.original,
         key: ex.who.key,
     };
-    let opened;
-    let params = match (ex.era, sonic_rs::get(params, ["requestState"])) {
-        (ClientEra::Modern, Ok(v)) => {
-            let state = v
-                .as_str()
-                .and_then(|sealed| ctx.shared.state_key.open(&binding, sealed))
-                .ok_or_else(|| {
-                    Error::downstream(
-                        ErrorKind::InvalidParams,
-                        "Invalid requestState: not issued by this gateway for this request",
-                    )
-                })?;
-            let span = span_of(params, v.as_raw_str());
-            opened = splice(params, span, Value::from(state).to_string().as_bytes());
-            &opened[..]
+    if let (ClientEra::Modern, Some(span)) = (ex.era, ex.frame.request_state_span()) {
+        let state = sonic_rs::from_slice::<String>(ex.frame.slice(span))
+            .ok()
+            .and_then(|sealed| ctx.shared.state_key.open(&binding, &sealed))
+            .ok_or_else(|| {
+                Error::downstream(
+                    ErrorKind::InvalidParams,
+                    "Invalid requestState: not issued by this gateway for this request",
+                )
+            })?;
+        opened = Value::from(state).to_string();
+        edits.push((span, opened.as_bytes()));
+    }
+    let buf = ex.frame.bytes();
+    // The params as the upstream must see them, but for the progress token (each round has its id).
+    let rewritten = || -> std::borrow::Cow<'_, [u8]> {
+        if edits.is_empty() {
+            std::borrow::Cow::Borrowed(ex.frame.slice(params_span))
+        } else {
+            std::borrow::Cow::Owned(splice_many(buf, params_span, &mut edits.clone()))
         }
-        _ => params,
     };
     // A 2026-07-28 client of a legacy stdio or SSE server: questions the server asks mid-call are
     // bridged (the call is held between the client's rounds).
@@ -377,27 +375,49 @@ async fn forward(
             upstream::Transport::Stdio(_) | upstream::Transport::Sse(_)
         )
     {
-        return held_call(ctx, ex, up, method, &binding, params).await;
+        // Boxed: its own waits would size every call's future.
+        return Box::pin(held_call(ctx, ex, up, method, &binding, &rewritten())).await;
     }
     let caps = ex
         .session
-        .map(|s| s.client_capabilities.to_string())
-        .filter(|c| c != "null");
+        .map(|s| &*s.client_capabilities_json)
+        .filter(|c| !c.is_empty());
     let mut round_params: Option<Vec<u8>> = None;
     let mut rounds = 0;
     let reply = loop {
-        let params = round_params.as_deref().unwrap_or(params);
         let id = ctx.lane.next_id();
         let mut relayer = Relay::new(ctx, ex, up);
-        let mapped = relayer.map_progress(params, id);
-        let params = mapped.as_deref().unwrap_or(params);
+        let mut id_text = itoa::Buffer::new();
+        let built;
+        let params: &[u8] = match &round_params {
+            None => {
+                let mut all: smallvec::SmallVec<[(Span, &[u8]); 4]> =
+                    edits.iter().copied().collect();
+                if let Some(token) = ex.frame.progress_token_span() {
+                    relayer.set_progress(ex.frame.slice(token));
+                    all.push((token, id_text.format(id).as_bytes()));
+                }
+                if all.is_empty() {
+                    ex.frame.slice(params_span)
+                } else {
+                    built = splice_many(buf, params_span, &mut all);
+                    &built
+                }
+            }
+            // Later rounds of a bridged InputRequiredResult (rare): params the gateway built.
+            Some(p) => {
+                built = relayer.map_progress(p, id).unwrap_or_else(|| p.clone());
+                &built
+            }
+        };
         let on_interim = |f: Frame| relayer.on_interim(f);
         let call = upstream::Call {
             id,
             origin: ex.session.map_or(id, |s| s.tag()),
             on_interim: &on_interim,
             headers,
-            client_caps: caps.as_deref(),
+            client_caps: caps,
+            modern_meta: ex.era == ClientEra::Modern,
         };
         let tracked = ex
             .session
@@ -446,9 +466,12 @@ async fn forward(
                         ),
                     ));
                 }
-                let original = round_params.as_deref().unwrap_or(params);
+                let original = match round_params.take() {
+                    Some(p) => p,
+                    None => rewritten().into_owned(),
+                };
                 round_params =
-                    Some(super::relay::ask_client(ctx, ex, session, up, &reply, original).await?);
+                    Some(super::relay::ask_client(ctx, ex, session, up, &reply, &original).await?);
             }
             _ => break reply,
         }
@@ -556,22 +579,16 @@ async fn held_call(
     }
 }
 
-/// Where `inner` (a slice of `outer`) sits in `outer`.
-fn span_of(outer: &[u8], inner: &str) -> Span {
-    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
-    Span {
-        start: start as u32,
-        end: (start + inner.len()) as u32,
-    }
-}
-
 /// The reply with its `result.requestState` sealed; `None` when it carries none.
 fn seal_state(ctx: &ShardCtx, binding: &state::Binding<'_>, reply: &Frame) -> Option<Frame> {
-    let bytes = reply.bytes();
-    let v = sonic_rs::get(bytes.as_ref(), ["result", "requestState"]).ok()?;
-    let sealed = ctx.shared.state_key.seal(binding, v.as_str()?);
-    let span = span_of(bytes, v.as_raw_str());
-    let out = splice(bytes, span, Value::from(sealed).to_string().as_bytes());
+    let span = reply.result_state_span()?;
+    let state = sonic_rs::from_slice::<String>(reply.slice(span)).ok()?;
+    let sealed = ctx.shared.state_key.seal(binding, &state);
+    let out = splice(
+        reply.bytes(),
+        span,
+        Value::from(sealed).to_string().as_bytes(),
+    );
     Frame::parse(Bytes::from(out)).ok()
 }
 
@@ -604,9 +621,9 @@ fn transport_error(reply: &Frame) -> Option<Error> {
 fn relay(ex: &Exchange<'_>, reply: &Frame) -> Vec<u8> {
     if ex.era == ClientEra::Modern {
         if let Some(result) = reply.result_raw() {
-            if result.first() == Some(&b'{') && sonic_rs::get(result, ["resultType"]).is_err() {
+            if result.first() == Some(&b'{') && reply.result_type_raw().is_none() {
                 let mut add = String::from("\"resultType\":\"complete\"");
-                if ex.method == Method::ResourcesRead && sonic_rs::get(result, ["ttlMs"]).is_err() {
+                if ex.method == Method::ResourcesRead && !reply.result_has_ttl() {
                     add.push_str(",\"ttlMs\":0,\"cacheScope\":\"private\"");
                 }
                 let empty = result[1..]

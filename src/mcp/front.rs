@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use sonic_rs::JsonValueTrait;
 
 use super::dispatch::{self, Exchange};
 use super::session::{home_of, Session, SessionMsg};
@@ -356,9 +355,12 @@ fn accepts(head: &Head, media: &str) -> bool {
         return false;
     };
     let major = media.split('/').next().unwrap_or("");
-    has_media_type(accept, media)
-        || has_media_type(accept, "*/*")
-        || has_media_type(accept, &format!("{major}/*"))
+    crate::http::media_types(accept).any(|t| {
+        t.eq_ignore_ascii_case(media)
+            || t == "*/*"
+            || t.strip_suffix("/*")
+                .is_some_and(|m| m.eq_ignore_ascii_case(major))
+    })
 }
 
 async fn post(
@@ -438,13 +440,16 @@ async fn post(
 
 /// The protocol version a request's `_meta` claims (the mark of a 2026-07-28 request).
 pub fn modern_claim(frame: &Frame) -> Option<String> {
-    let meta = frame.meta_raw()?;
-    let v = sonic_rs::get(meta, [META_VERSION]).ok()?;
-    Some(
-        v.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| v.as_raw_str().to_owned()),
-    )
+    let raw = frame.meta_version_raw()?;
+    let plain = raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\');
+    Some(if plain {
+        String::from_utf8_lossy(&raw[1..raw.len() - 1]).into_owned()
+    } else {
+        match sonic_rs::from_slice::<String>(raw) {
+            Ok(s) => s,
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        }
+    })
 }
 
 /// A 2026-07-28 claim of a version the gateway does not speak (any transport).
@@ -460,15 +465,12 @@ pub fn unsupported_version(claim: &str) -> Option<Error> {
 
 /// A 2026-07-28 request whose `_meta` lacks the client capabilities (any transport).
 pub fn missing_capabilities(frame: &Frame) -> Option<Error> {
-    frame
-        .meta_raw()
-        .is_none_or(|m| sonic_rs::get(m, [META_CAPS]).is_err())
-        .then(|| {
-            Error::downstream(
-                ErrorKind::MalformedEnvelope,
-                format!("params._meta lacks the required {META_CAPS}"),
-            )
-        })
+    frame.meta_caps_raw().is_none().then(|| {
+        Error::downstream(
+            ErrorKind::MalformedEnvelope,
+            format!("params._meta lacks the required {META_CAPS}"),
+        )
+    })
 }
 
 async fn modern(

@@ -96,6 +96,11 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// The client's progress token (raw JSON), for progress the upstream reports under our id.
+    pub fn set_progress(&mut self, token: &[u8]) {
+        self.progress = Some(token.to_vec());
+    }
+
     /// `params` with the client's `_meta.progressToken` replaced by the upstream request id `id`;
     /// `None` when the request carries no token.
     pub fn map_progress(&mut self, params: &[u8], id: u64) -> Option<Vec<u8>> {
@@ -134,10 +139,7 @@ impl<'a> Relay<'a> {
             }
             "notifications/message" => {
                 // 2026-07-28: log lines only for a request that asked for them.
-                let wanted = self.ex.era == ClientEra::Legacy
-                    || self.ex.frame.meta_raw().is_some_and(|m| {
-                        sonic_rs::get(m, ["io.modelcontextprotocol/logLevel"]).is_ok()
-                    });
+                let wanted = self.ex.era == ClientEra::Legacy || self.ex.frame.wants_log_lines();
                 if wanted {
                     self.ex.sink.push(f.bytes().clone());
                 }
@@ -270,10 +272,7 @@ pub const MAX_ROUNDS: usize = 8;
 
 /// Is this reply a 2026-07-28 `InputRequiredResult`?
 pub fn input_required(reply: &Frame) -> bool {
-    reply
-        .result_raw()
-        .and_then(|r| sonic_rs::get(r, ["resultType"]).ok())
-        .is_some_and(|t| t.as_raw_str() == "\"input_required\"")
+    reply.result_type_raw() == Some(b"\"input_required\"")
 }
 
 /// Bridge one round of an `InputRequiredResult` for a legacy client: send each embedded request to

@@ -21,6 +21,8 @@ pub struct Session {
     /// The negotiated legacy revision.
     pub version: Box<str>,
     pub client_capabilities: Value,
+    /// `client_capabilities` as JSON, told to 2026-07-28 upstreams on every call ("" when null).
+    pub client_capabilities_json: Box<str>,
     pub client_info: Value,
     /// The API key (index) that opened it; `None` without keys.
     pub owner: u64,
@@ -119,6 +121,10 @@ impl Sessions {
         let s = Arc::new(Session {
             id: new_id(lane),
             version: version.into(),
+            client_capabilities_json: match &client_capabilities {
+                Value::Null => "".into(),
+                v => v.to_string().into(),
+            },
             client_capabilities,
             client_info,
             owner,

@@ -73,8 +73,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         idle: Duration::from_millis(gw.idle_timeout_ms),
         read: Duration::from_secs(30),
     };
-    let mut buf = Vec::with_capacity(8192);
-    let mut out = Vec::with_capacity(8192);
+    // Small to start: a thousand idle keep-alive clients should not cost 16 KB each; both grow to
+    // what the connection's messages need.
+    let mut buf = Vec::with_capacity(2048);
+    let mut out = Vec::new();
     loop {
         let (res, b) = read_request(&mut stream, buf, &limits).await;
         buf = b;
@@ -95,11 +97,6 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         let note = crate::audit::Note::default();
         let bytes_in = body.len();
         let sink = Sink::default();
-        // A bug that panics while serving one request must not take the shard (and every other
-        // connection on it) down: it becomes a 500 for this request alone.
-        let mut fut = CatchUnwind(Box::pin(crate::mcp::front::handle(
-            ctx, &head, body, peer, &note, &sink,
-        )));
         let resume = &ctx.shared.config.gateway.resume;
         // Messages the handler sends before its answer turn the response into an SSE stream; so
         // does a slow answer to a legacy session that accepts SSE (`gateway.resume`), whose stream
@@ -114,73 +111,82 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         // The client left a resumable stream, or the gateway ended it: the call runs on, its
         // events go to the log only, and the connection closes once it is answered.
         let mut detached = false;
-        let outcome = loop {
-            monoio::select! {
-                r = &mut fut => break Some(r),
-                Some((id, msg)) = sink.next_event() => {
-                    out.clear();
-                    if streamed.is_none() {
-                        open_stream(ctx, &sink, &mut out);
-                        if !detached {
-                            wake = poll_deadline(&sink, resume);
+        // Pinned in place, not boxed: the handler's future is ~10 KB and boxing it cost a copy of
+        // all of it (about a seventh of a proxied call's instructions). A bug that panics while
+        // serving one request must not take the shard (and every other connection on it) down: it
+        // becomes a 500 for this request alone.
+        let outcome = {
+            let handler = std::pin::pin!(crate::mcp::front::handle(
+                ctx, &head, body, peer, &note, &sink,
+            ));
+            let mut fut = CatchUnwind(handler);
+            loop {
+                monoio::select! {
+                    r = &mut fut => break Some(r),
+                    Some((id, msg)) = sink.next_event() => {
+                        out.clear();
+                        if streamed.is_none() {
+                            open_stream(ctx, &sink, &mut out);
+                            if !detached {
+                                wake = poll_deadline(&sink, resume);
+                            }
                         }
-                    }
-                    let sent = streamed.get_or_insert(0);
-                    let mut batch = (id, msg);
-                    loop {
-                        *sent += batch.1.len();
-                        sse_event(&sink, batch.0, batch.1, &mut out);
-                        match sink.try_next_event() {
-                            Some(m) => batch = m,
-                            None => break,
+                        let sent = streamed.get_or_insert(0);
+                        let mut batch = (id, msg);
+                        loop {
+                            *sent += batch.1.len();
+                            sse_event(&sink, batch.0, batch.1, &mut out);
+                            match sink.try_next_event() {
+                                Some(m) => batch = m,
+                                None => break,
+                            }
                         }
-                    }
-                    if detached {
-                        continue;
-                    }
-                    let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
-                    out = o;
-                    if res.is_err() {
-                        if sink.log.borrow().is_none() {
-                            // The client is gone: dropping the handler cancels its upstream work.
-                            sink.close();
-                            break None;
-                        }
-                        // 2025-11-25: a disconnect is not a cancellation; the client may resume.
-                        detached = true;
-                        wake = None;
-                    }
-                }
-                _ = async {
-                    if let Some(t) = wake {
-                        monoio::time::sleep(t.saturating_duration_since(std::time::Instant::now())).await;
-                    }
-                }, if wake.is_some() && !detached => {
-                    out.clear();
-                    wake = None;
-                    if streamed.is_none() {
-                        // A slow answer: stream it, priming the client to resume.
-                        if !primed(&sink) {
+                        if detached {
                             continue;
                         }
-                        open_stream(ctx, &sink, &mut out);
-                        streamed = Some(0);
-                        wake = poll_deadline(&sink, resume);
-                    } else {
-                        // Still running: end the response; the client polls with Last-Event-ID.
-                        out.extend_from_slice(b"0\r\n\r\n");
-                        detached = true;
+                        let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                        out = o;
+                        if res.is_err() {
+                            if sink.log.borrow().is_none() {
+                                // The client is gone: dropping the handler cancels its upstream work.
+                                sink.close();
+                                break None;
+                            }
+                            // 2025-11-25: a disconnect is not a cancellation; the client may resume.
+                            detached = true;
+                            wake = None;
+                        }
                     }
-                    let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
-                    out = o;
-                    if detached {
-                        let _ = stream.shutdown().await;
+                    _ = async {
+                        if let Some(t) = wake {
+                            monoio::time::sleep(t.saturating_duration_since(std::time::Instant::now())).await;
+                        }
+                    }, if wake.is_some() && !detached => {
+                        out.clear();
+                        wake = None;
+                        if streamed.is_none() {
+                            // A slow answer: stream it, priming the client to resume.
+                            if !primed(&sink) {
+                                continue;
+                            }
+                            open_stream(ctx, &sink, &mut out);
+                            streamed = Some(0);
+                            wake = poll_deadline(&sink, resume);
+                        } else {
+                            // Still running: end the response; the client polls with Last-Event-ID.
+                            out.extend_from_slice(b"0\r\n\r\n");
+                            detached = true;
+                        }
+                        let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                        out = o;
+                        if detached {
+                            let _ = stream.shutdown().await;
+                        }
+                        detached |= res.is_err();
                     }
-                    detached |= res.is_err();
                 }
             }
-        };
-        drop(fut);
+        }; // the handler's future is dropped here
         let Some(outcome) = outcome else { return };
         let resp: Response = match outcome {
             Ok(r) => r,
@@ -373,9 +379,9 @@ fn sse_event(sink: &Sink, id: Option<EventId>, msg: Bytes, out: &mut Vec<u8>) {
 }
 
 /// Poll a future inside `catch_unwind`.
-pub(crate) struct CatchUnwind<F>(pub(crate) std::pin::Pin<Box<F>>);
+pub(crate) struct CatchUnwind<'a, F>(pub(crate) std::pin::Pin<&'a mut F>);
 
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+impl<F: std::future::Future> std::future::Future for CatchUnwind<'_, F> {
     type Output = Result<F::Output, ()>;
 
     fn poll(

@@ -155,8 +155,8 @@ pub fn initialize_params() -> Vec<u8> {
 /// Params with the modern per-request `_meta` members added where the client did not already give
 /// them (a modern client's own `_meta` is forwarded as it is).
 pub fn with_modern_meta(params: Option<&[u8]>, caps: Option<&str>) -> Vec<u8> {
-    let members = modern_meta_members(caps);
     let Some(params) = params else {
+        let members = modern_meta_members(caps);
         return format!("{{\"_meta\":{{{members}}}}}").into_bytes();
     };
     let frame_meta = sonic_rs::get(params, ["_meta"]).ok();
@@ -165,6 +165,7 @@ pub fn with_modern_meta(params: Option<&[u8]>, caps: Option<&str>) -> Vec<u8> {
             if sonic_rs::get(meta.as_raw_str(), [META_VERSION]).is_ok() {
                 return params.to_vec();
             }
+            let members = modern_meta_members(caps);
             // Insert our members at the start of the existing _meta object.
             let raw = meta.as_raw_str().as_bytes();
             let start = raw.as_ptr() as usize - params.as_ptr() as usize;
@@ -182,6 +183,7 @@ pub fn with_modern_meta(params: Option<&[u8]>, caps: Option<&str>) -> Vec<u8> {
             out
         }
         None => {
+            let members = modern_meta_members(caps);
             let open = params.iter().position(|&b| b == b'{').unwrap_or(0);
             let empty = params[open + 1..]
                 .iter()

@@ -70,7 +70,8 @@ impl HttpUpstream {
                 Some(c) if attempt == 0 => (c, true),
                 _ => {
                     let wait = deadline.saturating_duration_since(Instant::now());
-                    let c = monoio::time::timeout(wait, client::connect(&self.url))
+                    // Boxed: rare (the pool usually has a connection) and it would size every call.
+                    let c = monoio::time::timeout(wait, Box::pin(client::connect(&self.url)))
                         .await
                         .map_err(|_| {
                             Error::upstream(
@@ -262,7 +263,7 @@ impl HttpUpstream {
             if hs.era == Era::Legacy && session.is_some() && attempt == 0 && session_lost(&out) {
                 tracing::info!(server = %up.name, "upstream forgot our session; initializing a new one");
                 self.session.compare_and_swap(&session, None);
-                self.legacy_handshake(lane, up, deadline).await?;
+                Box::pin(self.legacy_handshake(lane, up, deadline)).await?;
                 continue;
             }
             return find_reply(up, &out, id);

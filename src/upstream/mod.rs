@@ -143,6 +143,8 @@ pub struct Call<'a> {
     pub headers: &'a [(String, String)],
     /// A legacy client's declared capabilities (JSON), told to a 2026-07-28 upstream per request.
     pub client_caps: Option<&'a str>,
+    /// The params already carry a 2026-07-28 client's own `_meta` (forwarded as they are).
+    pub modern_meta: bool,
 }
 
 impl Call<'static> {
@@ -154,6 +156,7 @@ impl Call<'static> {
             on_interim: &ignore_interim,
             headers: &[],
             client_caps: None,
+            modern_meta: false,
         }
     }
 
@@ -165,6 +168,7 @@ impl Call<'static> {
             on_interim: &ignore_interim,
             headers: &[],
             client_caps: None,
+            modern_meta: false,
         }
     }
 }
@@ -258,7 +262,7 @@ async fn call_with(
     call: &Call<'_>,
 ) -> Result<Frame, Error> {
     let injected;
-    let params = if hs.era == Era::Modern {
+    let params = if hs.era == Era::Modern && !call.modern_meta {
         injected = handshake::with_modern_meta(params, call.client_caps);
         Some(injected.as_slice())
     } else {

@@ -408,7 +408,8 @@ async fn request(
     let sink = Sink::default();
     // A bug that panics while serving one request must not end the others: it becomes an
     // internal error for this request alone.
-    let mut fut = CatchUnwind(Box::pin(client.answer(&frame, &note, &sink)));
+    let mut boxed = Box::pin(client.answer(&frame, &note, &sink));
+    let mut fut = CatchUnwind(boxed.as_mut());
     let mut streamed = 0usize;
     let outcome = loop {
         monoio::select! {
@@ -421,6 +422,7 @@ async fn request(
         }
     };
     drop(fut);
+    drop(boxed);
     // A cancellation that raced with the answer still wins: nothing more is written for it.
     let outcome = match serial {
         Some(s) if !client.untrack(&id, s) => None,
