@@ -421,7 +421,6 @@ async fn request(
             _ = &mut cancelled => break None,
         }
     };
-    drop(fut);
     drop(boxed);
     // A cancellation that raced with the answer still wins: nothing more is written for it.
     let outcome = match serial {
