@@ -5,16 +5,17 @@
 //! shard is a copy of bytes.
 
 pub mod naming;
+pub mod pages;
 pub mod params;
 pub mod template;
 
-use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Naming, NamingPolicy};
 use crate::policy::Item;
 use crate::upstream::Handshake;
+pub use pages::{Hint, HintRules, ListBody, Said};
 pub use template::Template;
 
 /// `_meta` keys the gateway adds to every listed entry.
@@ -86,13 +87,17 @@ pub struct UpstreamLists {
     pub prompts: Vec<Value>,
     pub resources: Vec<Value>,
     pub templates: Vec<Value>,
+    /// What the upstream said about the freshness and scope of each list.
+    pub hints: ListHints,
 }
 
-/// The serialized result of one list method, in both eras' shapes.
-#[derive(Debug, Clone, Default)]
-pub struct ListBody {
-    pub legacy: Bytes,
-    pub modern: Bytes,
+/// What an upstream said about each of its lists (see `pages`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListHints {
+    pub tools: Said,
+    pub prompts: Said,
+    pub resources: Said,
+    pub templates: Said,
 }
 
 #[derive(Debug, Default)]
@@ -129,20 +134,6 @@ pub struct Part<'a> {
     pub name: &'a str,
     pub handshake: &'a Handshake,
     pub lists: &'a UpstreamLists,
-}
-
-pub fn list_body(key: &str, items: Vec<Value>) -> ListBody {
-    let items = Value::Array(items).to_string();
-    let legacy = format!("{{\"{key}\":{items}}}");
-    // 2026-07-28: every result has resultType; list results are cacheable results. A merged list is
-    // only as shareable as its least shareable part, and legacy parts say nothing: ttl 0, private.
-    let modern = format!(
-        "{{\"resultType\":\"complete\",\"{key}\":{items},\"ttlMs\":0,\"cacheScope\":\"private\"}}"
-    );
-    ListBody {
-        legacy: Bytes::from(legacy),
-        modern: Bytes::from(modern),
-    }
 }
 
 /// Add the gateway's `_meta` keys to an entry.
@@ -205,11 +196,11 @@ fn merge_named(
 
 /// The entries `role` may see, their bits, and their serialized list.
 fn view_of(
-    key: &str,
+    key: &'static str,
     items: &[Value],
     owners: &[(u16, Box<str>)],
     item: Item,
-    role: u16,
+    (role, hint): (u16, Hint),
     visible: Visible<'_>,
 ) -> (ListBody, Bits) {
     let mut bits = Bits::new(items.len());
@@ -220,11 +211,12 @@ fn view_of(
             seen.push(e.clone());
         }
     }
-    (list_body(key, seen), bits)
+    (ListBody::new(key, &seen, hint), bits)
 }
 
 impl Catalog {
-    /// Build from the ready upstreams' parts, in config order.
+    /// Build from the ready upstreams' parts, in config order; `rules` make the lists' caching
+    /// hints.
     pub fn build(
         generation: u64,
         parts: &[Part<'_>],
@@ -232,6 +224,7 @@ impl Catalog {
         upstream_count: usize,
         roles: usize,
         visible: Visible<'_>,
+        rules: &HintRules,
     ) -> Catalog {
         let (tools, tool_owners, tool_routes) = merge_named(parts, |l| &l.tools, naming);
         let (prompts, prompt_owners, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
@@ -298,16 +291,31 @@ impl Catalog {
             }
         }
 
+        // Every configured upstream has listed (or is down with its last lists kept).
+        let settled = parts.len() >= upstream_count;
+        let hint = |said: fn(&ListHints) -> Said| {
+            rules.merge(parts.iter().map(|p| said(&p.lists.hints)), settled)
+        };
+        let tools_hint = hint(|h| h.tools);
+        let prompts_hint = hint(|h| h.prompts);
+        let resources_hint = hint(|h| h.resources);
+        let templates_hint = hint(|h| h.templates);
         let views = (0..roles as u16)
             .map(|role| {
-                let (tools_list, tools_bits) =
-                    view_of("tools", &tools, &tool_owners, Item::Tool, role, visible);
+                let (tools_list, tools_bits) = view_of(
+                    "tools",
+                    &tools,
+                    &tool_owners,
+                    Item::Tool,
+                    (role, tools_hint),
+                    visible,
+                );
                 let (prompts_list, prompt_bits) = view_of(
                     "prompts",
                     &prompts,
                     &prompt_owners,
                     Item::Prompt,
-                    role,
+                    (role, prompts_hint),
                     visible,
                 );
                 let (resources_list, resource_bits) = view_of(
@@ -315,7 +323,7 @@ impl Catalog {
                     &resources,
                     &resource_owners,
                     Item::Resource,
-                    role,
+                    (role, resources_hint),
                     visible,
                 );
                 let (templates_list, template_bits) = view_of(
@@ -323,7 +331,7 @@ impl Catalog {
                     &templates,
                     &template_owners,
                     Item::Resource,
-                    role,
+                    (role, templates_hint),
                     visible,
                 );
                 let empty = tools.is_empty()
@@ -547,6 +555,7 @@ mod tests {
             prompts: vec![json!({"name":"p"})],
             resources: vec![json!({"uri":"file:///x","name":"x2"})],
             templates: vec![json!({"uriTemplate":"demo://r/{id}","name":"r"})],
+            ..Default::default()
         };
         let ha = hs(json!({"tools":{},"resources":{}}), Some("Use a."));
         let hb = hs(json!({"tools":{},"prompts":{},"resources":{}}), None);
@@ -565,8 +574,16 @@ mod tests {
             },
         ];
         let everything = |_: u16, _: u16, _: Item, _: &str| true;
-        let c = Catalog::build(1, &parts, &Naming::default(), 2, 1, &everything);
-        let tools: Value = serde_json::from_slice(&c.views[0].tools_list.legacy).unwrap();
+        let c = Catalog::build(
+            1,
+            &parts,
+            &Naming::default(),
+            2,
+            1,
+            &everything,
+            &HintRules::default(),
+        );
+        let tools: Value = serde_json::from_slice(&c.views[0].tools_list.whole(false)).unwrap();
         let names: Vec<&str> = tools["tools"]
             .as_array()
             .unwrap()
@@ -578,7 +595,7 @@ mod tests {
         assert_eq!(tools["tools"][2]["_meta"][META_NAME], "echo");
         assert_eq!(c.tools["b__echo"].upstream, 1);
         assert_eq!(&*c.tools["b__echo"].original, "echo");
-        let modern: Value = serde_json::from_slice(&c.views[0].tools_list.modern).unwrap();
+        let modern: Value = serde_json::from_slice(&c.views[0].tools_list.whole(true)).unwrap();
         assert_eq!(modern["resultType"], "complete");
         assert_eq!(modern["tools"], tools["tools"]);
         assert_eq!(modern["cacheScope"], "private");
@@ -589,7 +606,7 @@ mod tests {
         assert_eq!(c.resource_route("demo://r/7").unwrap().upstream, 0);
         let r = c.resource_route("b+demo://r/7").unwrap();
         assert_eq!((r.upstream, &*r.original), (1, "demo://r/7"));
-        let t: Value = serde_json::from_slice(&c.views[0].templates_list.legacy).unwrap();
+        let t: Value = serde_json::from_slice(&c.views[0].templates_list.whole(false)).unwrap();
         assert_eq!(t["resourceTemplates"][1]["uriTemplate"], "b+demo://r/{id}");
         assert!(c.resource_route("zzz://nothing").is_none());
         assert!(c.capabilities.get("prompts").is_some() && c.capabilities.get("logging").is_none());

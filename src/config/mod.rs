@@ -73,6 +73,12 @@ pub struct Gateway {
     /// Secret (≥ 32 characters) sealing 2026-07-28 `requestState` handed to clients; gateways that
     /// share it accept each other's states. Unset: a random key per process.
     pub state_key: Option<String>,
+    /// Entries per page of the merged tools/prompts/resources/templates lists; 0 = whole lists,
+    /// no pagination. Off by default: many clients read only the first page of a list.
+    pub page_size: usize,
+    /// `ttlMs` a legacy upstream's lists count with when the gateway computes the caching hints of
+    /// its merged lists for 2026-07-28 clients (legacy servers give none). 0 = stale at once.
+    pub list_ttl_ms: u64,
     /// Resumable SSE answers for legacy (2025-11-25 and older) clients.
     pub resume: Resume,
 }
@@ -152,6 +158,8 @@ impl Default for Gateway {
             max_connections_per_shard: 10_000,
             allowed_networks: Vec::new(),
             state_key: None,
+            page_size: 0,
+            list_ttl_ms: 0,
             resume: Resume::default(),
         }
     }

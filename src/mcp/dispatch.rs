@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 use sonic_rs::JsonValueTrait;
 
 use super::hold;
+use super::lists::{self, ListKind};
 use super::metatool;
 use super::relay::Relay;
 use super::session::Session;
 use super::state;
 use super::{ClientEra, Method};
 use crate::audit::Note;
-use crate::catalog::{params, Catalog, ListBody, Route, View, UNLISTED};
+use crate::catalog::{params, Catalog, Route, View, UNLISTED};
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{response_with_id, splice, splice_many, Frame, Kind, Span};
 use crate::policy::{Item, Principal};
@@ -61,10 +62,12 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
     match (ex.method, ex.era) {
         (Method::Ping, ClientEra::Legacy) => Ok(result_body(ex.id(), b"{}")),
         (Method::Discover, ClientEra::Modern) => Ok(result_body(ex.id(), discover(ctx).as_bytes())),
-        (Method::ToolsList, _) => list(ex, catalog.meta_list.as_ref().unwrap_or(&view.tools_list)),
-        (Method::PromptsList, _) => list(ex, &view.prompts_list),
-        (Method::ResourcesList, _) => list(ex, &view.resources_list),
-        (Method::ResourceTemplatesList, _) => list(ex, &view.templates_list),
+        (Method::ToolsList, _) => lists::serve(ctx, ex, &catalog, view, ListKind::Tools),
+        (Method::PromptsList, _) => lists::serve(ctx, ex, &catalog, view, ListKind::Prompts),
+        (Method::ResourcesList, _) => lists::serve(ctx, ex, &catalog, view, ListKind::Resources),
+        (Method::ResourceTemplatesList, _) => {
+            lists::serve(ctx, ex, &catalog, view, ListKind::Templates)
+        }
         (Method::ToolsCall | Method::PromptsGet, _)
             if ex
                 .frame
@@ -151,7 +154,8 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             } else {
                 None
             };
-            forward_renamed(ctx, ex, "resources/read", &route, span).await
+            let answer = forward_renamed(ctx, ex, "resources/read", &route, span).await?;
+            Ok(lists::scoped_to_caller(ctx, ex, answer))
         }
         (Method::ResourcesSubscribe | Method::ResourcesUnsubscribe, ClientEra::Legacy) => {
             Box::pin(subscribe(ctx, ex, &catalog, view)).await
@@ -267,24 +271,6 @@ fn discover(ctx: &ShardCtx) -> String {
         result["instructions"] = i.clone().into();
     }
     result.to_string()
-}
-
-fn list(ex: &Exchange<'_>, body: &ListBody) -> Result<Vec<u8>, Error> {
-    if let Some(p) = ex.frame.params_raw() {
-        if sonic_rs::get(p, ["cursor"]).is_ok() {
-            // The merged list is served whole; no cursor was ever handed out.
-            return Err(Error::downstream(
-                ErrorKind::InvalidParams,
-                "Invalid cursor: switchyard returns whole lists",
-            ));
-        }
-    }
-    let bytes: &Bytes = if ex.era == ClientEra::Modern {
-        &body.modern
-    } else {
-        &body.legacy
-    };
-    Ok(result_body(ex.id(), bytes))
 }
 
 /// tools/call: forwarded with its `Mcp-Param-*` headers (for an HTTP upstream).

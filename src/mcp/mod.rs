@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod front;
 pub mod hold;
 pub mod listen;
+pub mod lists;
 pub mod metatool;
 pub mod relay;
 pub mod resume;

@@ -50,8 +50,19 @@ impl StateKey {
         m
     }
 
+    /// The HMAC-SHA256 tag of `message` under this key. Other tamper-checked tokens the gateway
+    /// hands out (list cursors) use it too, each with its own domain prefix in `message`.
+    pub fn tag(&self, message: &[u8]) -> hmac::Tag {
+        hmac::sign(&self.0, message)
+    }
+
+    /// Whether `tag` is this key's tag of `message` (compared in constant time by ring).
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        hmac::verify(&self.0, message, tag).is_ok()
+    }
+
     pub fn seal(&self, b: &Binding<'_>, state: &str) -> String {
-        let tag = hmac::sign(&self.0, &Self::message(b, state.as_bytes()));
+        let tag = self.tag(&Self::message(b, state.as_bytes()));
         format!(
             "sy1.{}.{}",
             URL_SAFE_NO_PAD.encode(state),
@@ -65,8 +76,9 @@ impl StateKey {
         let (state, tag) = rest.split_once('.')?;
         let state = URL_SAFE_NO_PAD.decode(state).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        // ring compares tags in constant time.
-        hmac::verify(&self.0, &Self::message(b, &state), &tag).ok()?;
+        if !self.verify(&Self::message(b, &state), &tag) {
+            return None;
+        }
         String::from_utf8(state).ok()
     }
 }

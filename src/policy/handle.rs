@@ -21,7 +21,8 @@ pub struct PolicyHandle {
 #[derive(Debug)]
 pub struct Reloaded {
     pub keys: usize,
-    /// Role globs changed: the catalog's visibility sets must be rebuilt.
+    /// Role globs changed, or auth was turned on or off: the catalog's visibility sets (and its
+    /// lists' caching hints, `public` only with auth off) must be rebuilt.
     pub rules_changed: bool,
 }
 
@@ -86,7 +87,8 @@ impl PolicyHandle {
             .roles
             .iter()
             .zip(&new.roles)
-            .any(|(a, b)| !a.rules.same_globs(&b.rules));
+            .any(|(a, b)| !a.rules.same_globs(&b.rules))
+            || old.auth_required != new.auth_required;
         let keys = new.keys.len();
         self.current.store(Arc::new(new));
         Ok(Reloaded {

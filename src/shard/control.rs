@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::lane::Lane;
 use super::{build_runtime, ControlMsg, LaneMsg, Shared};
-use crate::catalog::{Catalog, Part, UpstreamLists};
+use crate::catalog::{Catalog, HintRules, ListBody, Part, UpstreamLists};
 use crate::config::Driver;
 use crate::upstream::{supervisor, Status, Transport, Upstream};
 
@@ -235,6 +235,10 @@ fn publish(st: &State) -> Vec<u8> {
             .get(up as usize)
             .is_some_and(|s| policy.visible(role, s, item, name))
     };
+    let rules = HintRules {
+        legacy_ttl_ms: st.shared.config.gateway.list_ttl_ms,
+        shared: !policy.auth_required,
+    };
     let catalog = Catalog::build(
         gen,
         &parts,
@@ -242,13 +246,16 @@ fn publish(st: &State) -> Vec<u8> {
         st.shared.upstreams.len(),
         policy.role_count(),
         &visible,
+        &rules,
     );
     let mut catalog = catalog;
     if let Some(builder) = &st.index_builder {
         let prefix = &st.shared.config.router.prefix;
         let meta = crate::router::meta::meta_tools_with_prefix(prefix);
         let items = meta.as_array().cloned().unwrap_or_default();
-        catalog.meta_list = Some(crate::catalog::list_body("tools", items));
+        // The gateway's own three tools: nobody upstream has a say in their hint.
+        let hint = rules.merge([], true);
+        catalog.meta_list = Some(ListBody::new("tools", &items, hint));
         // The index numbers tools as the catalog does; the shards map hits back by name anyway.
         let docs = catalog
             .tool_entries
@@ -285,18 +292,18 @@ fn changed_by_role(old: &Catalog, new: &Catalog) -> Vec<u8> {
             let Some(o) = old.views.get(role) else {
                 return TOOLS | PROMPTS | RESOURCES;
             };
-            let tools = |c: &Catalog, v: &crate::catalog::View| {
-                c.meta_list.as_ref().unwrap_or(&v.tools_list).legacy.clone()
-            };
+            fn tools<'a>(c: &'a Catalog, v: &'a crate::catalog::View) -> &'a ListBody {
+                c.meta_list.as_ref().unwrap_or(&v.tools_list)
+            }
             let mut bits = 0;
-            if tools(old, o) != tools(new, v) {
+            if !tools(old, o).same_entries(tools(new, v)) {
                 bits |= TOOLS;
             }
-            if o.prompts_list.legacy != v.prompts_list.legacy {
+            if !o.prompts_list.same_entries(&v.prompts_list) {
                 bits |= PROMPTS;
             }
-            if o.resources_list.legacy != v.resources_list.legacy
-                || o.templates_list.legacy != v.templates_list.legacy
+            if !o.resources_list.same_entries(&v.resources_list)
+                || !o.templates_list.same_entries(&v.templates_list)
             {
                 bits |= RESOURCES;
             }

@@ -127,11 +127,27 @@ fn client_info() -> Value {
 /// The `_meta` members every modern request carries from the gateway (without braces); `caps` are
 /// the capabilities to declare (a legacy client's own, when the gateway speaks for one).
 fn modern_meta_members(caps: Option<&str>) -> String {
-    format!(
-        "\"{META_VERSION}\":\"{MODERN_VERSION}\",\"{META_CAPS}\":{},\"{META_CLIENT}\":{}",
-        caps.unwrap_or("{}"),
-        client_info()
-    )
+    static CLIENT_INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let info = CLIENT_INFO.get_or_init(|| client_info().to_string());
+    let caps = caps.unwrap_or("{}");
+    let mut out = String::with_capacity(128 + caps.len() + info.len());
+    for part in [
+        "\"",
+        META_VERSION,
+        "\":\"",
+        MODERN_VERSION,
+        "\",\"",
+        META_CAPS,
+        "\":",
+        caps,
+        ",\"",
+        META_CLIENT,
+        "\":",
+        info,
+    ] {
+        out.push_str(part);
+    }
+    out
 }
 
 /// `server/discover` params.
@@ -159,15 +175,14 @@ pub fn with_modern_meta(params: Option<&[u8]>, caps: Option<&str>) -> Vec<u8> {
         let members = modern_meta_members(caps);
         return format!("{{\"_meta\":{{{members}}}}}").into_bytes();
     };
-    let frame_meta = sonic_rs::get(params, ["_meta"]).ok();
-    match frame_meta {
-        Some(meta) => {
-            if sonic_rs::get(meta.as_raw_str(), [META_VERSION]).is_ok() {
+    match crate::jsonrpc::member(params, "_meta") {
+        Some(raw) => {
+            // Already modern, or a `_meta` that is not an object (the upstream judges it).
+            if raw.first() != Some(&b'{') || crate::jsonrpc::member(raw, META_VERSION).is_some() {
                 return params.to_vec();
             }
             let members = modern_meta_members(caps);
             // Insert our members at the start of the existing _meta object.
-            let raw = meta.as_raw_str().as_bytes();
             let start = raw.as_ptr() as usize - params.as_ptr() as usize;
             let empty = raw
                 .iter()

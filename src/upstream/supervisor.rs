@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::handshake::{self, Handshake};
 use super::link::Slot;
 use super::{Status, Transport, Upstream};
-use crate::catalog::UpstreamLists;
+use crate::catalog::{Hint, Said, UpstreamLists};
 use crate::config;
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::{Frame, Kind};
@@ -128,7 +128,8 @@ async fn ask<H>(
         .await
 }
 
-/// Fetch every list the upstream offers, following its cursors.
+/// Fetch every list the upstream offers, following its cursors, and what it said about each
+/// list's freshness (a 2026-07-28 server's `ttlMs`/`cacheScope`; a legacy server says nothing).
 pub async fn fetch_lists(
     lane: &Lane,
     up: &Upstream,
@@ -136,15 +137,17 @@ pub async fn fetch_lists(
 ) -> Result<UpstreamLists, Error> {
     let mut lists = UpstreamLists::default();
     if hs.has_capability("tools") {
-        lists.tools = fetch_all(lane, up, hs, "tools/list", "tools").await?;
+        (lists.tools, lists.hints.tools) = fetch_all(lane, up, hs, "tools/list", "tools").await?;
     }
     if hs.has_capability("prompts") {
-        lists.prompts = fetch_all(lane, up, hs, "prompts/list", "prompts").await?;
+        (lists.prompts, lists.hints.prompts) =
+            fetch_all(lane, up, hs, "prompts/list", "prompts").await?;
     }
     if hs.has_capability("resources") {
-        lists.resources = fetch_all(lane, up, hs, "resources/list", "resources").await?;
+        (lists.resources, lists.hints.resources) =
+            fetch_all(lane, up, hs, "resources/list", "resources").await?;
         // Templates are optional even for resource servers.
-        lists.templates = fetch_all(
+        (lists.templates, lists.hints.templates) = fetch_all(
             lane,
             up,
             hs,
@@ -157,16 +160,21 @@ pub async fn fetch_lists(
     Ok(lists)
 }
 
+/// Most pages the gateway follows of one upstream list (a server that never ends its cursors
+/// must not stall the catalog).
+const MAX_PAGES: usize = 1000;
+
 async fn fetch_all(
     lane: &Lane,
     up: &Upstream,
     hs: &Handshake,
     method: &str,
     key: &str,
-) -> Result<Vec<Value>, Error> {
+) -> Result<(Vec<Value>, Said), Error> {
     let mut out = Vec::new();
+    let mut said = Said::Silent;
     let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
+    for _ in 0..MAX_PAGES {
         let params = match &cursor {
             Some(c) => serde_json::json!({ "cursor": c }).to_string(),
             None => "{}".to_owned(),
@@ -188,12 +196,16 @@ async fn fetch_all(
         if let Some(items) = result.get(key).and_then(Value::as_array) {
             out.extend(items.iter().cloned());
         }
+        if hs.era == handshake::Era::Modern {
+            said = said.and_page(Hint::of_result(&result));
+        }
         match result.get("nextCursor").and_then(Value::as_str) {
             Some(c) if !c.is_empty() && cursor.as_deref() != Some(c) => cursor = Some(c.to_owned()),
-            _ => return Ok(out),
+            _ => return Ok((out, said)),
         }
     }
-    Ok(out)
+    tracing::warn!(server = %up.name, "{method}: stopped following cursors after {MAX_PAGES} pages");
+    Ok((out, said))
 }
 
 /// Mark an upstream down.
