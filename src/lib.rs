@@ -9,7 +9,8 @@
 //! - `jsonrpc`: the frame (SIMD-parsed, zero-copy spans) and byte-splicing writers.
 //! - `mcp`: both protocol eras on one endpoint (or on stdin/stdout), legacy sessions, the method
 //!   handlers.
-//! - `upstream`: stdio, Streamable HTTP and legacy SSE upstreams, era detection, supervision.
+//! - `upstream`: stdio, Streamable HTTP and legacy SSE upstreams, era detection, supervision, the
+//!   standing streams held on HTTP upstreams (legacy `GET`, 2026-07-28 `subscriptions/listen`).
 //! - `policy`: API keys (hashed), OAuth bearer tokens (JWT), roles and globs compiled to visibility
 //!   sets, the GCRA limiter, CORS; a snapshot swapped whole on reload (SIGHUP).
 //! - `router`: tool search by intent (n-gram + BM25 indexes, built off-core), `route-eval`.

@@ -129,14 +129,42 @@ impl EventStream {
         timeout: Duration,
         max_event: usize,
     ) -> Result<EventStream, ClientError> {
-        let mut sock = connect(url, timeout)?;
-        keep_alive(&sock);
         let want = [
             ("Accept", "text/event-stream"),
             ("Cache-Control", "no-cache"),
         ];
         let req = request_bytes("GET", url, want.into_iter().chain(pairs(headers)), None);
-        sock.write_all(&req)?;
+        Self::start(url, &req, timeout, max_event)
+    }
+
+    /// POST `body` and read the answer as an event stream (a 2026-07-28 `subscriptions/listen`);
+    /// an answer that is not `text/event-stream` (a JSON-RPC error, say) is `Malformed`.
+    pub fn post(
+        url: &Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+        max_event: usize,
+    ) -> Result<EventStream, ClientError> {
+        let want = [("Accept", "application/json, text/event-stream")];
+        let req = request_bytes(
+            "POST",
+            url,
+            want.into_iter().chain(pairs(headers)),
+            Some(body),
+        );
+        Self::start(url, &req, timeout, max_event)
+    }
+
+    fn start(
+        url: &Url,
+        req: &[u8],
+        timeout: Duration,
+        max_event: usize,
+    ) -> Result<EventStream, ClientError> {
+        let mut sock = connect(url, timeout)?;
+        keep_alive(&sock);
+        sock.write_all(req)?;
         let mut buf = Vec::with_capacity(16 << 10);
         let head = read_head(&mut sock, &mut buf)?;
         if head.status != 200 {

@@ -352,15 +352,9 @@ async fn forward(
             std::borrow::Cow::Owned(splice_many(buf, params_span, &mut edits.clone()))
         }
     };
-    // A 2026-07-28 client of a legacy stdio or SSE server: questions the server asks mid-call are
-    // bridged (the call is held between the client's rounds).
-    if ex.era == ClientEra::Modern
-        && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy)
-        && matches!(
-            up.transport,
-            upstream::Transport::Stdio(_) | upstream::Transport::Sse(_)
-        )
-    {
+    // A 2026-07-28 client of a legacy server: questions the server asks mid-call are bridged (the
+    // call is held between the client's rounds).
+    if ex.era == ClientEra::Modern && up.ready().is_some_and(|h| h.era == upstream::Era::Legacy) {
         // Boxed: its own waits would size every call's future.
         return Box::pin(held_call(ctx, ex, up, method, &binding, &rewritten())).await;
     }
@@ -541,7 +535,10 @@ async fn held_call(
                         .send_request(&ctx.lane, up, method, Some(params), &call)?
                 }
                 upstream::Transport::Http(_) => {
-                    return Err(Error::internal("held calls are for stdio and SSE servers"))
+                    let me = ctx
+                        .rc()
+                        .ok_or_else(|| Error::internal("the shard is stopping"))?;
+                    upstream::http::HttpUpstream::send_request(me, up, method, params, id)?
                 }
             };
             hold::drive(ctx, up, waiter, caps, &|f| relayer.on_interim(f)).await?

@@ -1,4 +1,4 @@
-//! Era bridging toward 2026-07-28 clients: a legacy stdio server that asks the client something
+//! Era bridging toward 2026-07-28 clients: a legacy server (stdio, SSE or Streamable HTTP) that asks the client something
 //! mid-call (`sampling/createMessage`, `elicitation/create`, `roots/list`) cannot reach a 2026-07-28
 //! client, which takes no server-to-client requests. The gateway holds the upstream call (its waiter
 //! parks in this shard's table), answers the client with an `InputRequiredResult` carrying the
@@ -191,11 +191,20 @@ fn hold(ctx: &ShardCtx, waiter: Waiter, up: &Arc<Upstream>, asked: Bytes) -> Res
     Ok(id)
 }
 
-fn cancel(ctx: &ShardCtx, up: &Upstream, id: u64, reason: &'static str) {
+fn cancel(ctx: &ShardCtx, up: &Arc<Upstream>, id: u64, reason: &'static str) {
     match &up.transport {
         Transport::Stdio(s) => s.slot.cancel(&ctx.lane, id, reason),
         Transport::Sse(s) => s.slot.cancel(&ctx.lane, id, reason),
-        Transport::Http(_) => {}
+        // Over Streamable HTTP dropping the waiter ends the POST, which a 2025-11-25 server does
+        // not take as cancellation: it is told.
+        Transport::Http(_) => {
+            let msg = serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": { "requestId": id, "reason": reason },
+            });
+            crate::mcp::relay::respond_later(up.clone(), msg.to_string().into_bytes());
+        }
     }
 }
 

@@ -119,6 +119,14 @@ impl Listeners {
         });
     }
 
+    /// The GET stream of the legacy session tagged `tag`, if this shard holds it.
+    fn session_stream_of(&self, tag: u64) -> Option<(Arc<Session>, Rc<Sink>)> {
+        self.all.borrow().iter().find_map(|l| match &l.kind {
+            Kind::Session(s) if s.tag() == tag => Some((s.clone(), l.sink.upgrade()?)),
+            _ => None,
+        })
+    }
+
     /// End every stream (the shard is stopping).
     pub fn close_all(&self) {
         for l in self.all.borrow_mut().drain(..) {
@@ -166,6 +174,71 @@ pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str) {
     let public = catalog.public_uri(upstream, uri);
     ctx.listeners
         .resource_updated(upstream, uri, public.as_deref());
+}
+
+/// On a shard: a legacy HTTP upstream's message for one client session (from its GET stream). The
+/// shard holding the session's GET stream sends it there (a request under an id of ours, its answer
+/// routed back like any relayed request's); the last shard refuses a request nobody took.
+pub fn on_unlinked(ctx: &ShardCtx, u: &crate::upstream::stream::Unlinked) {
+    use crate::jsonrpc::{splice, Kind};
+    use crate::mcp::relay::{answer, respond_later, Answer};
+    let Some(up) = ctx.shared.upstream(u.upstream).cloned() else {
+        return;
+    };
+    let f = &u.frame;
+    if let Some((session, sink)) = ctx.listeners.session_stream_of(u.session) {
+        if u.claim() {
+            if f.kind != Kind::Request {
+                sink.push(f.bytes().clone());
+                let _ = u.unclaimed_at_last();
+                return;
+            }
+            let needs = match f.method().as_deref() {
+                Some("sampling/createMessage") => Some("sampling"),
+                Some("elicitation/create") => Some("elicitation"),
+                Some("roots/list") => Some("roots"),
+                _ => None,
+            };
+            let refusal = match needs {
+                None => Some("not a server-to-client request".to_owned()),
+                Some(n) if !session.has_capability(n) => Some(format!(
+                    "Method not found: the client has no {n} capability"
+                )),
+                Some(_) => None,
+            };
+            let ours = ctx.lane.next_id();
+            let to = Answer::Upstream {
+                upstream: u.upstream,
+                id: Bytes::copy_from_slice(f.id_raw().unwrap_or(b"null")),
+            };
+            match (refusal, f.id_span()) {
+                (Some(why), _) => respond_later(up, answer(f, Err((-32601, &why)))),
+                (None, Some(span))
+                    if ctx.answers.insert(ours, u.session, to, up.request_timeout) =>
+                {
+                    sink.push(Bytes::from(splice(
+                        f.bytes(),
+                        span,
+                        ours.to_string().as_bytes(),
+                    )));
+                }
+                (None, _) => respond_later(
+                    up,
+                    answer(
+                        f,
+                        Err((-32603, "too many requests are waiting for clients' answers")),
+                    ),
+                ),
+            }
+            let _ = u.unclaimed_at_last();
+            return;
+        }
+    }
+    if u.unclaimed_at_last() && f.kind == Kind::Request {
+        tracing::info!(server = %up.name, "server-to-client request refused: its client holds no GET stream");
+        let why = "switchyard cannot route this request: the client it is for holds no GET stream";
+        respond_later(up, answer(f, Err((-32603, why))));
+    }
 }
 
 /// 2026-07-28 `subscriptions/listen`: a standing stream whose first message acknowledges what it

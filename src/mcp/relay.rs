@@ -47,7 +47,7 @@ pub struct Answers {
 impl Answers {
     /// Remember a request relayed to session `tag`; `false` when the table is full even after
     /// dropping requests older than `stale`.
-    fn insert(&self, id: u64, tag: u64, to: Answer, stale: Duration) -> bool {
+    pub(crate) fn insert(&self, id: u64, tag: u64, to: Answer, stale: Duration) -> bool {
         let mut w = self.waiting.borrow_mut();
         if w.len() >= MAX_WAITING {
             w.retain(|_, (_, at, _)| at.elapsed() < stale);

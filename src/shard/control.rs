@@ -121,7 +121,7 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
                 error,
             } => st.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => st.lane.fail_upstream(upstream, &error),
-            LaneMsg::Session(_) | LaneMsg::Stop => {}
+            LaneMsg::Session(_) | LaneMsg::Unlinked(_) | LaneMsg::Stop => {}
         }
     }
 }
@@ -152,7 +152,7 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
             Ok((hs, lists)) => {
                 tracing::info!(server = %up.name, era = %hs.version, tools = lists.tools.len(), prompts = lists.prompts.len(), resources = lists.resources.len(), "upstream ready");
                 st.lists.borrow_mut()[i] = Some(lists);
-                supervisor::listen_for_changes(&st.lane, &up, &hs);
+                supervisor::listen_for_changes(&st.shared, &st.lane, &up, &hs);
                 // Ready only once its lists are published, so /health "ready" (and the stdio
                 // front's start gate) means callable.
                 up.remember_handshake(hs.clone());

@@ -48,9 +48,17 @@ pub struct Lane {
 pub struct Waiter {
     pub id: u64,
     rx: local_sync::mpsc::unbounded::Rx<Delivery>,
+    /// Dropped with the waiter: stops the task that produces its deliveries, if one does.
+    _stop: Option<local_sync::oneshot::Sender<()>>,
 }
 
 impl Waiter {
+    /// This waiter, stopping a producing task (its `stop` receiver) when dropped.
+    pub fn with_stop(mut self, stop: local_sync::oneshot::Sender<()>) -> Waiter {
+        self._stop = Some(stop);
+        self
+    }
+
     /// The next delivery for this request; `None` when the lane dropped it.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
@@ -80,7 +88,11 @@ impl Lane {
         self.pending
             .borrow_mut()
             .insert(id, Pending { upstream, tx });
-        Waiter { id, rx }
+        Waiter {
+            id,
+            rx,
+            _stop: None,
+        }
     }
 
     /// Forget a request (timed out or failed to send).

@@ -72,6 +72,8 @@ pub enum LaneMsg {
     Session(SessionMsg),
     /// Another shard resumes a stream whose log this lane holds (`Last-Event-ID`).
     Replay(crate::mcp::resume::ReplayAsk),
+    /// A legacy HTTP upstream's message for a client session, from its GET stream.
+    Unlinked(Arc<crate::upstream::stream::Unlinked>),
     Stop,
 }
 
@@ -143,6 +145,8 @@ impl Shared {
 
 /// A shard's own context: its lane, its sessions, its counters. `!Send`, never leaves its thread.
 pub struct ShardCtx {
+    /// Itself, for the tasks it spawns that outlive a request (a held call's upstream POST).
+    pub(crate) me: std::rc::Weak<ShardCtx>,
     pub shared: Arc<Shared>,
     pub lane: Lane,
     pub sessions: Sessions,
@@ -167,6 +171,11 @@ pub struct ShardCtx {
 impl ShardCtx {
     pub fn index(&self) -> u16 {
         self.lane.index
+    }
+
+    /// A counted handle on this context (`None` only while it is being dropped).
+    pub fn rc(&self) -> Option<Rc<ShardCtx>> {
+        self.me.upgrade()
     }
 }
 
@@ -436,7 +445,8 @@ fn shard_main(
                 return;
             }
         };
-        let ctx = Rc::new(ShardCtx {
+        let ctx = Rc::new_cyclic(|me| ShardCtx {
+            me: me.clone(),
             shared: shared.clone(),
             lane: Lane::new(index),
             sessions: Sessions::default(),
@@ -516,6 +526,7 @@ pub(crate) async fn inbox_loop(
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
             LaneMsg::Replay(ask) => crate::mcp::resume::replay_for_other(&ctx, ask),
+            LaneMsg::Unlinked(u) => crate::mcp::listen::on_unlinked(&ctx, &u),
             LaneMsg::Stop => {
                 ctx.listeners.close_all();
                 if let Some(s) = stop.take() {

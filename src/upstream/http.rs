@@ -1,19 +1,22 @@
 //! Streamable HTTP upstreams: pooled keep-alive connections per lane, the upstream's own
-//! `Mcp-Session-Id` kept and renewed transparently when the upstream forgets it.
+//! `Mcp-Session-Id` kept and renewed transparently when the upstream forgets it, and (legacy
+//! servers) the session's standing GET stream (`stream`).
 
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use serde_json::Value;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::handshake::{self, Era, Handshake, MODERN_VERSION};
-use super::{Call, Upstream};
+use super::{Call, Transport, Upstream};
 use crate::error::{Error, ErrorKind};
 use crate::http::client::{self, ClientError, PostOutcome, Url};
 use crate::jsonrpc::{request_with_id, Frame, Kind};
-use crate::shard::lane::Lane;
+use crate::shard::lane::{Lane, Waiter};
+use crate::shard::ShardCtx;
 
 /// Largest response body accepted from an upstream.
 const MAX_RESPONSE: usize = 64 << 20;
@@ -24,6 +27,8 @@ pub struct HttpUpstream {
     /// The legacy session the upstream gave us (shared by every lane: one upstream session serves
     /// all downstream clients).
     session: ArcSwapOption<String>,
+    /// The legacy session's GET stream.
+    pub standing: super::stream::Standing,
 }
 
 impl HttpUpstream {
@@ -32,7 +37,26 @@ impl HttpUpstream {
             url: Url::parse(url)?,
             headers: headers.to_vec(),
             session: ArcSwapOption::empty(),
+            standing: Default::default(),
         })
+    }
+
+    /// The legacy session the upstream gave us, if any.
+    pub fn session(&self) -> Option<Arc<String>> {
+        self.session.load_full()
+    }
+
+    /// Owned `base_headers`, for the GET stream's thread.
+    pub fn headers_for(
+        &self,
+        version: &str,
+        session: Option<&Arc<String>>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        self.base_headers(version, session.map(|s| s.as_str()), &mut out);
+        out.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     /// One POST on a pooled (or new) connection; a stale pooled connection is retried once on a new one.
@@ -232,6 +256,12 @@ impl HttpUpstream {
         let id = call.id;
         let body = request_with_id(Some(id), method, params);
         let encoded_name = name.map(encode_header_value);
+        // A legacy server may send what concerns this client on its GET stream: its reader must
+        // know who has calls in flight.
+        let _in_flight = match hs.era {
+            Era::Legacy if call.origin != 0 => self.standing.track(id, call.origin),
+            _ => None,
+        };
         for attempt in 0..2 {
             let session = self.session.load_full();
             let mut headers = Vec::with_capacity(8);
@@ -272,6 +302,50 @@ impl HttpUpstream {
             ErrorKind::UpstreamProtocol,
             format!("server {:?} keeps losing its session", up.name),
         ))
+    }
+
+    /// Send a request and return what to wait on, without waiting, like a stdio server's
+    /// `Slot::send_request` (a held call keeps the waiter; see `mcp::hold`): a task of this shard
+    /// keeps reading the POST's answer and hands what comes (the server's questions, the reply) to
+    /// the lane as a stdio reader would. Dropping the waiter ends the task and its POST.
+    pub fn send_request(
+        ctx: Rc<ShardCtx>,
+        up: &Arc<Upstream>,
+        method: &str,
+        params: &[u8],
+        id: u64,
+    ) -> Result<Waiter, Error> {
+        let Some(hs) = up.ready() else {
+            return Err(up.unavailable());
+        };
+        let waiter = ctx.lane.expect(id, up.index);
+        let (stop, stopped) = local_sync::oneshot::channel::<()>();
+        let (up, method, params) = (up.clone(), method.to_owned(), params.to_vec());
+        monoio::spawn(async move {
+            let Transport::Http(h) = &up.transport else {
+                return;
+            };
+            let (lane, upstream) = (&ctx.lane, up.index);
+            let on_interim = |frame: Frame| lane.interim(upstream, id, frame);
+            let call = Call {
+                id,
+                origin: id,
+                on_interim: &on_interim,
+                headers: &[],
+                client_caps: None,
+                modern_meta: false,
+            };
+            let posted =
+                std::pin::pin!(h.call(lane, &up, &hs, &method, Some(&params), None, &call));
+            monoio::select! {
+                r = posted => match r {
+                    Ok(frame) => lane.complete(upstream, frame),
+                    Err(error) => lane.fail(upstream, id, error),
+                },
+                _ = stopped => {}
+            }
+        });
+        Ok(waiter.with_stop(stop))
     }
 
     /// Probe `server/discover`; fall back to `initialize`.
@@ -398,6 +472,7 @@ impl HttpUpstream {
 
     /// End our upstream session (at shutdown).
     pub async fn close_session(&self, up: &Upstream) {
+        self.standing.stop();
         let Some(session) = self.session.swap(None) else {
             return;
         };

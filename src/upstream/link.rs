@@ -293,18 +293,34 @@ impl Tracker {
     pub fn gave_up(&self, id: u64) {
         let _ = self.0.send(Track::GaveUp(id));
     }
+
+    /// A request that does not pass through a writer (a Streamable HTTP POST).
+    pub fn sent(&self, id: u64, origin: u64) {
+        let _ = self.0.send(Track::Sent { id, origin });
+    }
+}
+
+impl Tracked {
+    /// Apply what the senders told since the last look.
+    pub(super) fn drain_into(&self, inflight: &mut InFlight) {
+        while let Ok(t) = self.0.try_recv() {
+            inflight.apply(t);
+        }
+    }
 }
 
 /// Requests sent and not yet answered: upstream id → origin (a client session or a single call;
 /// 0 for the gateway's own requests), with the order they were sent. Owned by the reader thread.
 #[derive(Default)]
-struct InFlight {
+pub(super) struct InFlight {
     calls: hashbrown::HashMap<u64, (u64, u64)>,
     order: u64,
+    /// The last client request answered: (id, origin, when).
+    last_done: Option<(u64, u64, Instant)>,
 }
 
 /// Where an unlinked message from the upstream goes.
-enum Origin {
+pub(super) enum Origin {
     /// The most recent request of the only client with requests in flight.
     Call(u64),
     /// No client request is in flight.
@@ -321,12 +337,36 @@ impl InFlight {
                 self.calls.insert(id, (origin, self.order));
             }
             Track::GaveUp(id) => {
-                self.calls.remove(&id);
+                if let Some((origin, _)) = self.calls.remove(&id) {
+                    if origin != 0 {
+                        self.last_done = Some((id, origin, Instant::now()));
+                    }
+                }
             }
         }
     }
 
-    fn origin(&self) -> Origin {
+    /// The client (session tag, or the call's own id) that request `id` is for.
+    pub(super) fn origin_of(&self, id: u64) -> Option<u64> {
+        self.calls
+            .get(&id)
+            .map(|(o, _)| *o)
+            .or_else(|| self.last_done.filter(|d| d.0 == id).map(|d| d.1))
+    }
+
+    /// `origin`, or when no client request is in flight, the one answered within `grace` (a
+    /// message written just before a reply on another connection may be read just after it).
+    pub(super) fn origin_or_recent(&self, grace: std::time::Duration) -> Origin {
+        match self.origin() {
+            Origin::Nobody => match self.last_done {
+                Some((id, _, at)) if at.elapsed() <= grace => Origin::Call(id),
+                _ => Origin::Nobody,
+            },
+            o => o,
+        }
+    }
+
+    pub(super) fn origin(&self) -> Origin {
         let mut owner = None;
         let mut latest = (0u64, 0u64);
         let mut clients = hashbrown::HashSet::new();
@@ -380,9 +420,7 @@ impl<'a> Router<'a> {
     /// Route one message (a JSON-RPC text; anything else is logged and dropped).
     pub fn route(&mut self, text: &[u8]) {
         let up = self.up;
-        while let Ok(t) = self.tracked.0.try_recv() {
-            self.inflight.apply(t);
-        }
+        self.tracked.drain_into(&mut self.inflight);
         let frame = match Frame::parse(Bytes::copy_from_slice(text)) {
             Ok(f) => f,
             Err(e) => {
@@ -506,6 +544,6 @@ impl<'a> Router<'a> {
 }
 
 /// A response to a server request: `Ok(result)` or `Err(message)` (code -32603).
-fn answer(req: &Frame, outcome: Result<&[u8], &str>) -> Vec<u8> {
+pub(super) fn answer(req: &Frame, outcome: Result<&[u8], &str>) -> Vec<u8> {
     crate::mcp::relay::answer(req, outcome.map_err(|m| (-32603, m)))
 }

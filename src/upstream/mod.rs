@@ -7,6 +7,7 @@ pub mod http;
 pub mod link;
 pub mod sse;
 pub mod stdio;
+pub mod stream;
 pub mod supervisor;
 
 use std::sync::atomic::AtomicU8;

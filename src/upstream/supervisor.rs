@@ -96,6 +96,9 @@ pub async fn start(
             ));
         }
         up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
+        if let Transport::Http(h) = &up.transport {
+            h.standing.start(shared, up, &hs);
+        }
     }
     Ok(hs)
 }
@@ -217,14 +220,17 @@ pub fn mark_down(up: &Upstream, reason: String) {
 }
 
 /// A 2026-07-28 server tells of list changes only on a `subscriptions/listen` stream: open one on a
-/// stdio server for the lists it says change (its notifications reach control like a legacy
+/// stdio or HTTP server for the lists it says change (its notifications reach control like a legacy
 /// server's; the listen request itself is never answered until the server ends it).
-pub fn listen_for_changes(lane: &Lane, up: &Upstream, hs: &Handshake) {
+pub fn listen_for_changes(shared: &Arc<Shared>, lane: &Lane, up: &Arc<Upstream>, hs: &Handshake) {
     if hs.era != handshake::Era::Modern {
         return;
     }
-    let Transport::Stdio(s) = &up.transport else {
-        return; // an HTTP listen stream needs a standing connection; not held yet
+    let s = match &up.transport {
+        Transport::Stdio(s) => s,
+        // Over HTTP the listen request's answer is the stream: a thread holds it (`stream`).
+        Transport::Http(h) => return h.standing.start(shared, up, hs),
+        Transport::Sse(_) => return,
     };
     let changes = |cap: &str| hs.capabilities[cap]["listChanged"] == serde_json::json!(true);
     let wanted = serde_json::json!({

@@ -135,15 +135,11 @@ describe('2.x client (2026-07-28) → legacy upstream: questions become InputReq
   const upstreams = () => [everythingStdio('everything'), everythingHttp(http.url, 'web')];
   const inputRequired = (client) => client.received.filter((m) => m.result?.resultType === 'input_required').map((m) => m.result);
 
-  // The gateway holds a legacy server's call only over stdio (src/mcp/dispatch.rs, held_call); a
-  // Streamable HTTP upstream's request is refused: "the client speaks 2026-07-28 and takes no
-  // server-to-client requests".
-  const HTTP_NOT_BRIDGED = 'gateway gap: a 2026-07-28 client\'s call to a legacy Streamable HTTP upstream is not held '
-    + 'and bridged (only stdio upstreams are): the upstream\'s sampling/elicitation request is refused and the tool fails';
-
+  // The gateway holds a legacy server's call over stdio as over Streamable HTTP (src/mcp/hold.rs):
+  // over HTTP the question comes on the call's POST stream, which the gateway keeps reading.
   for (const server of ['everything', 'web']) {
     test(`${server}: sampling and elicitation reach the client's handlers, its retry resumes the held call`,
-      { timeout: TIMEOUT_MS, ...(server === 'web' ? { todo: HTTP_NOT_BRIDGED } : {}) }, async () => {
+      { timeout: TIMEOUT_MS }, async () => {
         await withGateway({ servers: upstreams() }, async (gw) => {
           await afterEverythingStarts();
           const client = await connectModern(gw.url, { who: 'Grace' });
@@ -171,45 +167,48 @@ describe('2.x client (2026-07-28) → legacy upstream: questions become InputReq
       });
   }
 
-  test('everything: get-roots-list asks the client\'s roots handler', { timeout: TIMEOUT_MS }, async () => {
-    await withGateway({ servers: upstreams() }, async (gw) => {
-      await afterEverythingStarts();
-      const client = await connectModern(gw.url, { who: 'Grace' });
-      try {
-        const r = await client.callTool({ name: 'everything__get-roots-list', arguments: {} });
-        assert.ok(!r.isError, JSON.stringify(r));
-        assert.match(textOf(r), /Current MCP Roots \(1 total\)/);
-        assert.ok(textOf(r).includes('URI: file:///home/Grace'), textOf(r));
-        assert.ok(methodsAsked(client).length >= 1 && methodsAsked(client).every((m) => m === 'roots/list'), JSON.stringify(methodsAsked(client)));
-      } finally {
-        await client.close();
-      }
+  for (const server of ['everything', 'web']) {
+    test(`${server}: get-roots-list asks the client's roots handler`, { timeout: TIMEOUT_MS }, async () => {
+      await withGateway({ servers: upstreams() }, async (gw) => {
+        await afterEverythingStarts();
+        const client = await connectModern(gw.url, { who: 'Grace' });
+        try {
+          const r = await client.callTool({ name: `${server}__get-roots-list`, arguments: {} });
+          assert.ok(!r.isError, JSON.stringify(r));
+          assert.match(textOf(r), /Current MCP Roots \(1 total\)/);
+          assert.ok(textOf(r).includes('URI: file:///home/Grace'), textOf(r));
+          assert.ok(methodsAsked(client).length >= 1 && methodsAsked(client).every((m) => m === 'roots/list'), JSON.stringify(methodsAsked(client)));
+        } finally {
+          await client.close();
+        }
+      });
     });
-  });
 
-  // A question the client cannot answer is not held: the server gets the error a client without
-  // that capability gives (-32601), and the call goes on. Over stdio, server-everything's own
-  // session-level roots/list (350 ms after initialized) lands on whatever call is in flight, and
-  // must not fail it.
-  test('everything: a client without the capability: the server is told which, the call still completes', { timeout: TIMEOUT_MS }, async () => {
-    await withGateway({ servers: upstreams() }, async (gw) => {
-      await afterEverythingStarts();
-      const client = await connectModern(gw.url, { capabilities: { elicitation: {} } });
-      try {
-        const sampled = await client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } }, { timeout: 20_000 });
-        assert.ok(sampled.isError, JSON.stringify(sampled));
-        assert.match(textOf(sampled), /no sampling capability/);
-        const roots = await client.callTool({ name: 'everything__get-roots-list', arguments: {} }, { timeout: 20_000 });
-        assert.ok(!roots.isError, JSON.stringify(roots));
-        assert.match(textOf(roots), /no roots are currently configured/);
-        assert.equal(inputRequired(client).length, 0, JSON.stringify(inputRequired(client)));
-        const r = await client.callTool({ name: 'everything__echo', arguments: { message: 'still here' } });
-        assert.equal(textOf(r), 'Echo: still here');
-      } finally {
-        await client.close();
-      }
+    // A question the client cannot answer is not held: the server gets the error a client without
+    // that capability gives (-32601), and the call goes on. Over stdio, server-everything's own
+    // session-level roots/list (350 ms after initialized) lands on whatever call is in flight, and
+    // must not fail it. Over Streamable HTTP a roots/list on the session's GET stream goes to the
+    // held call in flight the same way.
+    test(`${server}: a client without the capability: the server is told which, the call still completes`, { timeout: TIMEOUT_MS }, async () => {
+      await withGateway({ servers: upstreams() }, async (gw) => {
+        await afterEverythingStarts();
+        const client = await connectModern(gw.url, { capabilities: { elicitation: {} } });
+        try {
+          const sampled = await client.callTool({ name: `${server}__trigger-sampling-request`, arguments: { prompt: 'hi', maxTokens: 5 } }, { timeout: 20_000 });
+          assert.ok(sampled.isError, JSON.stringify(sampled));
+          assert.match(textOf(sampled), /no sampling capability/);
+          const roots = await client.callTool({ name: `${server}__get-roots-list`, arguments: {} }, { timeout: 20_000 });
+          assert.ok(!roots.isError, JSON.stringify(roots));
+          assert.match(textOf(roots), /no roots are currently configured/);
+          assert.equal(inputRequired(client).length, 0, JSON.stringify(inputRequired(client)));
+          const r = await client.callTool({ name: `${server}__echo`, arguments: { message: 'still here' } });
+          assert.equal(textOf(r), 'Echo: still here');
+        } finally {
+          await client.close();
+        }
+      });
     });
-  });
+  }
 
   test('fx: a 2026-07-28 upstream\'s InputRequiredResult passes through, sealed, and the client\'s retries complete it', { timeout: TIMEOUT_MS }, async () => {
     await withFixtureGateway(async (gw) => {

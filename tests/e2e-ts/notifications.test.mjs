@@ -45,14 +45,10 @@ describe('SDK 1.x legacy clients: notifications on the GET stream', () => {
   });
 
   // server-everything (1.x SDK) sends resources/updated without naming a request: over Streamable
-  // HTTP that goes on the upstream session's standalone GET stream, which the gateway does not hold.
-  const UPDATES_OVER_HTTP = 'gateway gap: switchyard opens no GET stream on a legacy HTTP upstream session, so '
-    + 'server-everything\'s notifications/resources/updated (sent on that stream) never reach the gateway; '
-    + 'a client connected directly gets them';
-
+  // HTTP that goes on the upstream session's standalone GET stream, which the gateway holds.
   for (const [server, servers, extra] of [
     ['everything', () => [fixtureStdio('fx'), everythingStdio('everything')], {}],
-    ['web', () => [everythingHttp(http.url, 'web')], { todo: UPDATES_OVER_HTTP }],
+    ['web', () => [everythingHttp(http.url, 'web')], {}],
   ]) {
     test(`${server}: resource updates reach the subscriber only`, { timeout: TIMEOUT_MS, ...extra }, async () => {
       await withGateway({ servers: servers() }, async (gw) => {

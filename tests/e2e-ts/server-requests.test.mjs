@@ -164,14 +164,11 @@ describe('SDK 1.x legacy client: server-to-client requests through the gateway',
   }
 
   // server-everything sends these without naming the call they belong to: over Streamable HTTP
-  // they go on the upstream session's standalone GET stream, which the gateway does not hold.
-  const UNLINKED_OVER_HTTP = 'gateway gap: switchyard opens no GET stream on a legacy HTTP upstream session, so a '
-    + 'server request or notification not tied to a call (here server-everything\'s roots/list, '
-    + 'notifications/message) is lost, where a client connected directly gets it';
-  const unlinkedTodo = (server) => (server === 'web' ? { todo: UNLINKED_OVER_HTTP } : {});
+  // they go on the upstream session's standalone GET stream, which the gateway holds; it gives
+  // them to the only client with calls in flight, on that client's own GET stream.
 
   for (const server of ['everything', 'web']) {
-    test(`${server}: get-roots-list asks the calling client for its roots`, { timeout: TIMEOUT_MS, ...unlinkedTodo(server) }, async () => {
+    test(`${server}: get-roots-list asks the calling client for its roots`, { timeout: TIMEOUT_MS }, async () => {
       await session('Ada', async (client) => {
         const tools = (await client.listTools()).tools.map((t) => t.name);
         assert.ok(tools.includes(`${server}__get-roots-list`), `${server}__get-roots-list not listed: ${tools}`);
@@ -185,7 +182,7 @@ describe('SDK 1.x legacy client: server-to-client requests through the gateway',
       });
     });
 
-    test(`${server}: simulated log lines reach the notification handler`, { timeout: TIMEOUT_MS, ...unlinkedTodo(server) }, async () => {
+    test(`${server}: simulated log lines reach the notification handler`, { timeout: TIMEOUT_MS }, async () => {
       await session('Ada', async (client) => {
         const on = await client.callTool({ name: `${server}__toggle-simulated-logging`, arguments: {} });
         assert.match(textOf(on), /Started simulated, random-leveled logging/);

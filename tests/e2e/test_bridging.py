@@ -131,36 +131,41 @@ def test_modern_request_state_is_sealed_and_checked(fixture_gateway) -> None:
 
 
 @pytest.fixture
-def everything_gateway(start_gateway: StartGateway, tmp_path: Path):
-    from harness import everything_stdio
+def everything_gateway(start_gateway: StartGateway, tmp_path: Path, everything_http_url: str):
+    """server-everything over stdio (`everything`) and in Streamable HTTP mode (`web`)."""
+    from harness import everything_http, everything_stdio
 
     config = tmp_path / "gw.toml"
-    config.write_text(gateway_toml("127.0.0.1:1", [everything_stdio("everything").toml_entry()]))
+    servers = [everything_stdio("everything").toml_entry(), everything_http(everything_http_url).toml_entry()]
+    config.write_text(gateway_toml("127.0.0.1:1", servers))
     return start_gateway(config_path=config, listen_override=True)
 
 
-async def test_modern_client_answers_a_legacy_servers_questions(everything_gateway) -> None:
-    """server-everything (2025-era, stdio) asks for sampling and elicitation mid-call; a 2026-07-28
-    client gets each question as an InputRequiredResult and its retry resumes the held call."""
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_modern_client_answers_a_legacy_servers_questions(everything_gateway, server: str) -> None:
+    """server-everything (2025-era, stdio or Streamable HTTP) asks for sampling and elicitation
+    mid-call; a 2026-07-28 client gets each question as an InputRequiredResult and its retry resumes
+    the held call."""
     cb = callbacks("Grace")
     async with Client(everything_gateway.url, mode="2026-07-28", cache=None, **cb) as client:
-        r = await client.call_tool("everything__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
+        r = await client.call_tool(f"{server}__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
         assert not r.is_error, r
         assert "Greetings from Grace's model" in text_of(r)
-        r = await client.call_tool("everything__trigger-elicitation-request", {})
+        r = await client.call_tool(f"{server}__trigger-elicitation-request", {})
         assert not r.is_error, r
         assert "Grace" in text_of(r)
 
 
-async def test_modern_client_without_the_capability_is_told_which(everything_gateway) -> None:
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_modern_client_without_the_capability_is_told_which(everything_gateway, server: str) -> None:
     """A question the client cannot answer is not held: the server gets -32601 naming the capability
     (what a client without it answers) and the call completes with the server's own verdict."""
     async with Client(everything_gateway.url, mode="2026-07-28", cache=None) as client:
         with anyio.fail_after(20):
-            r = await client.call_tool("everything__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
+            r = await client.call_tool(f"{server}__trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
         assert r.is_error and "no sampling capability" in text_of(r), r
         # the server still serves
-        r = await client.call_tool("everything__echo", {"message": "still here"})
+        r = await client.call_tool(f"{server}__echo", {"message": "still here"})
         assert text_of(r) == "Echo: still here"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import StartGateway, gateway_toml
-from harness import REPO, everything_stdio
+from harness import REPO, everything_http, everything_stdio
 from mcp import Client, types
 
 pytestmark = pytest.mark.anyio
@@ -38,11 +38,12 @@ class Inbox:
 
 
 @pytest.fixture
-def gateway(start_gateway: StartGateway, tmp_path: Path):
+def gateway(start_gateway: StartGateway, tmp_path: Path, everything_http_url: str):
     config = tmp_path / "gw.toml"
     servers = [
         {"name": "fx", "command": str(NODE22), "args": [str(FIXTURE), "--stdio"]},
         everything_stdio("everything").toml_entry(),
+        everything_http(everything_http_url).toml_entry(),
     ]
     config.write_text(gateway_toml("127.0.0.1:1", servers))
     return start_gateway(config_path=config, listen_override=True)
@@ -64,18 +65,20 @@ async def test_list_changed_reaches_every_client(gateway) -> None:
         await b.wait_for(types.ToolListChangedNotification)
 
 
-async def test_resource_updates_reach_only_subscribers(gateway) -> None:
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_resource_updates_reach_only_subscribers(gateway, server: str) -> None:
+    """Over Streamable HTTP (`web`) the update comes on the upstream session's GET stream."""
     sub, other = Inbox(), Inbox()
     async with Client(gateway.url, mode="legacy", cache=None, message_handler=sub) as cs, Client(
         gateway.url, mode="legacy", cache=None, message_handler=other
     ) as co:
         resources = (await cs.list_resources()).resources
-        uri = next(str(r.uri) for r in resources if (r.meta or {}).get("switchyard.dev/server") == "everything")
+        uri = next(str(r.uri) for r in resources if (r.meta or {}).get("switchyard.dev/server") == server)
         await cs.subscribe_resource(uri)
-        r = await cs.call_tool("everything__toggle-subscriber-updates", {})
+        r = await cs.call_tool(f"{server}__toggle-subscriber-updates", {})
         assert not r.is_error, r
         updated = await sub.wait_for(types.ResourceUpdatedNotification, timeout=20)
         assert str(updated.params.uri) == uri
         await co.list_tools()
         assert not any(isinstance(n, types.ResourceUpdatedNotification) for n in other.items)
-        await cs.call_tool("everything__toggle-subscriber-updates", {})
+        await cs.call_tool(f"{server}__toggle-subscriber-updates", {})

@@ -147,3 +147,22 @@ async def test_cancellation_reaches_the_upstream(server_request_gateway, server:
         echo = {"jsonrpc": "2.0", "id": 43, "method": "tools/call", "params": {"name": f"{server}__echo", "arguments": {"message": "after"}}}
         r = await http.post(gw.url, headers=headers, json=echo)
         assert "Echo: after" in r.text
+
+
+@pytest.mark.parametrize("server", ["everything", "web"])
+async def test_get_roots_list_asks_the_calling_client(server_request_gateway, server: str) -> None:
+    """server-everything asks roots/list without naming the call it serves (over Streamable HTTP on
+    its session's GET stream): the gateway gives it to the only client with a call in flight."""
+    asked: list[str] = []
+
+    async def roots(context) -> types.ListRootsResult:
+        asked.append("roots/list")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///home/Ada", name="home")])
+
+    async with Client(server_request_gateway.url, mode="legacy", cache=None, list_roots_callback=roots) as client:
+        with anyio.fail_after(20):
+            r = await client.call_tool(f"{server}__get-roots-list", {})
+        assert not r.is_error, r
+        assert "Current MCP Roots (1 total)" in r.content[0].text, r
+        assert "file:///home/Ada" in r.content[0].text, r
+        assert asked

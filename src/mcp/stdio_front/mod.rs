@@ -112,7 +112,8 @@ async fn stop_asked(shared: &Shared, control: &flume::Receiver<Control>) {
 }
 
 async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(), String> {
-    let ctx = Rc::new(ShardCtx {
+    let ctx = Rc::new_cyclic(|me| ShardCtx {
+        me: me.clone(),
         shared: shared.clone(),
         lane: Lane::new(1),
         sessions: Default::default(),
