@@ -149,6 +149,10 @@ start_gateway() {
 [gateway]
 listen = "127.0.0.1:$port"
 shards = 2
+# Legacy answers stream at once (priming event, retry) and a call still running after 50 ms has its
+# stream ended so that the client polls with Last-Event-ID: what server-sse-polling and
+# server-sse-multiple-streams check (the defaults stream only answers slower than 1 s, never poll).
+resume = { stream_after_ms = 0, poll_after_ms = 50, retry_ms = 100 }
 
 # The suite calls tools and prompts by their own names (test_simple_text, ...).
 [naming]

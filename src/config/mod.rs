@@ -79,6 +79,48 @@ pub struct Gateway {
     /// `ttlMs` a legacy upstream's lists count with when the gateway computes the caching hints of
     /// its merged lists for 2026-07-28 clients (legacy servers give none). 0 = stale at once.
     pub list_ttl_ms: u64,
+    /// Resumable SSE answers for legacy (2025-11-25 and older) clients.
+    pub resume: Resume,
+}
+
+/// `[gateway.resume]`: how legacy answers stream and how long their events are kept for a client
+/// that comes back with `Last-Event-ID` (2025-11-25 "Resumability and Redelivery").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resume {
+    /// A call of a 2025-11-25 session (that accepts SSE) whose answer is not ready after this long
+    /// is answered as an event stream opening with a priming event, so a dropped connection can be
+    /// resumed; 0 = every call.
+    pub stream_after_ms: u64,
+    /// A streamed call still running after this long: the gateway ends the response (the client
+    /// holds the priming event's id and `retry`) and the client polls with `GET` + `Last-Event-ID`;
+    /// 0 = never (the stream stays open until the answer).
+    pub poll_after_ms: u64,
+    /// The `retry` (ms) sent with the priming event.
+    pub retry_ms: u64,
+    /// Events kept per stream for replay (oldest dropped first; the last one always kept).
+    pub replay_events: usize,
+    /// Bytes kept per stream for replay.
+    pub replay_bytes: usize,
+    /// How long a finished stream's events stay replayable.
+    pub replay_grace_ms: u64,
+    /// Bytes all logs of one shard may keep; past it, finished streams are dropped before their
+    /// grace is up, oldest first.
+    pub replay_shard_bytes: usize,
+}
+
+impl Default for Resume {
+    fn default() -> Self {
+        Resume {
+            stream_after_ms: 1_000,
+            poll_after_ms: 0,
+            retry_ms: 1_000,
+            replay_events: 256,
+            replay_bytes: 1 << 20,
+            replay_grace_ms: 60_000,
+            replay_shard_bytes: 64 << 20,
+        }
+    }
 }
 
 /// TLS on the front listener (rustls).
@@ -118,6 +160,7 @@ impl Default for Gateway {
             state_key: None,
             page_size: 0,
             list_ttl_ms: 0,
+            resume: Resume::default(),
         }
     }
 }

@@ -148,6 +148,11 @@ pub struct PostOutcome {
     pub other_body: Vec<u8>,
     /// The connection can carry another request.
     pub reusable: bool,
+    /// An SSE answer: the response waited for came (else the stream ended before it).
+    pub answered: bool,
+    /// An SSE answer: the last event id and `retry`, to resume it with `GET` + `Last-Event-ID`.
+    pub last_event_id: Option<String>,
+    pub retry_ms: Option<u64>,
 }
 
 pub async fn connect(url: &Url) -> Result<TcpStream, ClientError> {
@@ -210,6 +215,31 @@ pub async fn post(
         url,
         accept.into_iter().chain(headers.iter().copied()),
         Some(body),
+    );
+    let (res, _) = conn.write_all(req).await;
+    res?;
+    read_response(conn, max_body, deadline, on_message, false).await
+}
+
+/// Resume an SSE answer that ended early: `GET` with `Last-Event-ID`, read like a POST's answer.
+pub async fn resume(
+    conn: &mut TcpStream,
+    url: &Url,
+    headers: &[(&str, &str)],
+    last_event_id: &str,
+    max_body: usize,
+    deadline: Instant,
+    on_message: &dyn Fn(&Bytes) -> bool,
+) -> Result<PostOutcome, ClientError> {
+    let extra = [
+        ("Accept", "text/event-stream"),
+        ("Last-Event-ID", last_event_id),
+    ];
+    let req = request_bytes(
+        "GET",
+        url,
+        extra.into_iter().chain(headers.iter().copied()),
+        None,
     );
     let (res, _) = conn.write_all(req).await;
     res?;
@@ -345,6 +375,9 @@ async fn read_response(
             return Err(ClientError::Closed);
         }
     }
+    out.answered = got_ours;
+    out.last_event_id = parser.last_id.take();
+    out.retry_ms = parser.retry_ms;
     if !sse {
         if json && !body.is_empty() {
             out.messages.push(Bytes::from(body));

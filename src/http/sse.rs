@@ -14,6 +14,10 @@ pub struct SseParser {
     buf: Vec<u8>,
     cur: Event,
     has_data: bool,
+    /// The last `id` seen (the stream's resumption point), priming events included.
+    pub last_id: Option<String>,
+    /// The last `retry` (ms) the server asked for.
+    pub retry_ms: Option<u64>,
 }
 
 impl SseParser {
@@ -62,8 +66,13 @@ impl SseParser {
                     self.has_data = true;
                 }
                 "event" => self.cur.event = Some(value),
-                "id" => self.cur.id = Some(value),
-                _ => {} // retry and unknown fields
+                // Kept only if it can go back in a header (`Last-Event-ID`).
+                "id" if value.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
+                    self.last_id = Some(value.clone());
+                    self.cur.id = Some(value);
+                }
+                "retry" => self.retry_ms = value.parse().ok().or(self.retry_ms),
+                _ => {} // unknown fields
             }
         }
     }
@@ -101,6 +110,18 @@ mod tests {
         assert_eq!(got[0].id.as_deref(), Some("1"));
         assert_eq!(got[0].data, "{\"a\":1}");
         assert_eq!(got[1].data, "x\ny");
+        assert_eq!(p.last_id.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn priming_event_sets_the_resumption_point() {
+        let mut p = SseParser::default();
+        p.feed(b"id: a.1.0\nretry: 250\ndata: \n\n");
+        assert_eq!(p.next_event().map(|e| e.data), Some(String::new()));
+        assert_eq!(
+            (p.last_id.as_deref(), p.retry_ms),
+            (Some("a.1.0"), Some(250))
+        );
     }
 
     #[test]

@@ -742,6 +742,10 @@ async fn legacy(
     sink.headers
         .borrow_mut()
         .push(("Mcp-Session-Id", sid.clone()));
+    if accepts(head, "text/event-stream") {
+        // Its answer may stream (and be resumed); the connection decides when it streams.
+        *sink.resumable.borrow_mut() = Some(session.clone());
+    }
     let ex = Exchange {
         era: ClientEra::Legacy,
         frame,
@@ -781,10 +785,35 @@ async fn get(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
         Err(e) => return error_response(&e, None, Some(ClientEra::Legacy)),
     };
     session.touch();
-    // The session's standing stream: list changes its role can see, its subscribed resources.
     let sid = session.id.to_string();
-    let sink = ctx.listeners.session_stream(who.role, session);
-    Response::stream(sink).header("Mcp-Session-Id", sid)
+    // The session's standing stream: list changes its role can see, its subscribed resources;
+    // its events are numbered and kept so that it can be resumed too.
+    let fresh = || {
+        let sink = ctx.listeners.session_stream(who.role, session.clone());
+        let limits = &ctx.shared.config.gateway.resume;
+        *sink.log.borrow_mut() = Some(ctx.streams.open(ctx.index(), &session, true, limits));
+        sink
+    };
+    let Some(last) = head.last_event_id.as_deref().filter(|l| !l.is_empty()) else {
+        return Response::stream(fresh()).header("Mcp-Session-Id", sid);
+    };
+    match super::resume::resume(ctx, &session, last, fresh).await {
+        Ok(sink) => Response::stream(sink).header("Mcp-Session-Id", sid),
+        // 400, not 404: a 404 on a session's request tells the client its session is gone.
+        Err(e) => {
+            let why = match e {
+                super::resume::ResumeError::Malformed => "is not an event id of this gateway",
+                super::resume::ResumeError::Unknown => {
+                    "names no stream of this session (unknown, or its events expired)"
+                }
+            };
+            let e = Error::downstream(
+                ErrorKind::InvalidRequest,
+                format!("Bad Request: Last-Event-ID {last:?} {why}"),
+            );
+            error_response(&e, None, Some(ClientEra::Legacy)).header("Mcp-Session-Id", sid)
+        }
+    }
 }
 
 async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
@@ -794,6 +823,7 @@ async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
     };
     let id = session.id.clone();
     ctx.sessions.remove(&id);
+    ctx.streams.forget_session(&id);
     match home_of(&id) {
         Some(home) if home == ctx.index() => broadcast_forget(ctx, &id),
         Some(home) => {
@@ -832,11 +862,13 @@ pub fn session_msg(ctx: &ShardCtx, msg: SessionMsg) {
         }
         SessionMsg::Delete { id, reply } => {
             let existed = ctx.sessions.remove(&id);
+            ctx.streams.forget_session(&id);
             broadcast_forget(ctx, &id);
             let _ = reply.send(existed);
         }
         SessionMsg::Forget { id } => {
             ctx.sessions.remove(&id);
+            ctx.streams.forget_session(&id);
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod listen;
 pub mod lists;
 pub mod metatool;
 pub mod relay;
+pub mod resume;
 pub mod session;
 pub mod sink;
 pub mod state;

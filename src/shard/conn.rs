@@ -10,7 +10,9 @@ use monoio::net::TcpStream;
 
 use super::ShardCtx;
 use crate::http::server::{read_request, Limits, Response};
+use crate::mcp::resume::EventId;
 use crate::mcp::sink::Sink;
+use bytes::Bytes;
 
 /// Counts a request as active for the drain, even if its future is dropped.
 struct ActiveGuard<'a>(&'a ShardCtx);
@@ -95,46 +97,95 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         let note = crate::audit::Note::default();
         let bytes_in = body.len();
         let sink = Sink::default();
-        // A bug that panics while serving one request must not take the shard (and every other
-        // connection on it) down: it becomes a 500 for this request alone.
-        // Pinned in place, not boxed: the handler's future is ~10 KB and boxing it cost a copy of
-        // all of it (about a seventh of a proxied call's instructions).
-        // Messages the handler sends before its answer turn the response into an SSE stream.
+        let resume = &ctx.shared.config.gateway.resume;
+        // Messages the handler sends before its answer turn the response into an SSE stream; so
+        // does a slow answer to a legacy session that accepts SSE (`gateway.resume`), whose stream
+        // may also be ended early to make the client poll. Only such a request arms a timer.
         let mut streamed: Option<usize> = None;
+        let mut wake = (head.session_id.is_some()
+            && head
+                .accept
+                .as_deref()
+                .is_some_and(|a| crate::http::has_media_type(a, "text/event-stream")))
+        .then(|| started + Duration::from_millis(resume.stream_after_ms));
+        // The client left a resumable stream, or the gateway ended it: the call runs on, its
+        // events go to the log only, and the connection closes once it is answered.
+        let mut detached = false;
+        // Pinned in place, not boxed: the handler's future is ~10 KB and boxing it cost a copy of
+        // all of it (about a seventh of a proxied call's instructions). A bug that panics while
+        // serving one request must not take the shard (and every other connection on it) down: it
+        // becomes a 500 for this request alone.
         let outcome = {
             let handler = std::pin::pin!(crate::mcp::front::handle(
                 ctx, &head, body, peer, &note, &sink,
             ));
             let mut fut = CatchUnwind(handler);
-            let outcome = loop {
+            loop {
                 monoio::select! {
                     r = &mut fut => break Some(r),
-                    Some(msg) = sink.next() => {
-                        let sent = streamed.get_or_insert(0);
+                    Some((id, msg)) = sink.next_event() => {
                         out.clear();
-                        if *sent == 0 {
-                            sse_head(&sink, &mut out);
+                        if streamed.is_none() {
+                            open_stream(ctx, &sink, &mut out);
+                            if !detached {
+                                wake = poll_deadline(&sink, resume);
+                            }
                         }
-                        let mut batch = msg;
+                        let sent = streamed.get_or_insert(0);
+                        let mut batch = (id, msg);
                         loop {
-                            *sent += batch.len();
-                            sse_chunk(&batch, &mut out);
-                            match sink.try_next() {
+                            *sent += batch.1.len();
+                            sse_event(&sink, batch.0, batch.1, &mut out);
+                            match sink.try_next_event() {
                                 Some(m) => batch = m,
                                 None => break,
                             }
                         }
+                        if detached {
+                            continue;
+                        }
                         let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
                         out = o;
                         if res.is_err() {
-                            // The client is gone: dropping the handler cancels its upstream work.
-                            sink.close();
-                            break None;
+                            if sink.log.borrow().is_none() {
+                                // The client is gone: dropping the handler cancels its upstream work.
+                                sink.close();
+                                break None;
+                            }
+                            // 2025-11-25: a disconnect is not a cancellation; the client may resume.
+                            detached = true;
+                            wake = None;
                         }
                     }
+                    _ = async {
+                        if let Some(t) = wake {
+                            monoio::time::sleep(t.saturating_duration_since(std::time::Instant::now())).await;
+                        }
+                    }, if wake.is_some() && !detached => {
+                        out.clear();
+                        wake = None;
+                        if streamed.is_none() {
+                            // A slow answer: stream it, priming the client to resume.
+                            if !primed(&sink) {
+                                continue;
+                            }
+                            open_stream(ctx, &sink, &mut out);
+                            streamed = Some(0);
+                            wake = poll_deadline(&sink, resume);
+                        } else {
+                            // Still running: end the response; the client polls with Last-Event-ID.
+                            out.extend_from_slice(b"0\r\n\r\n");
+                            detached = true;
+                        }
+                        let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                        out = o;
+                        if detached {
+                            let _ = stream.shutdown().await;
+                        }
+                        detached |= res.is_err();
+                    }
                 }
-            };
-            outcome
+            }
         }; // the handler's future is dropped here
         let Some(outcome) = outcome else { return };
         let resp: Response = match outcome {
@@ -147,13 +198,19 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         };
         out.clear();
+        if streamed.is_none() && resume.stream_after_ms == 0 && resp.status == 200 && primed(&sink)
+        {
+            // Configured to stream every answer of such a session, however quick.
+            open_stream(ctx, &sink, &mut out);
+            streamed = Some(0);
+        }
         // Messages queued in the same instant as the answer still go first.
-        while let Some(msg) = sink.try_next() {
+        while let Some((id, msg)) = sink.try_next_event() {
             if streamed.is_none() {
-                sse_head(&sink, &mut out);
+                open_stream(ctx, &sink, &mut out);
             }
             *streamed.get_or_insert(0) += msg.len();
-            sse_chunk(&msg, &mut out);
+            sse_event(&sink, id, msg, &mut out);
         }
         if let Some(audit) = &ctx.shared.audit {
             if head.path == "/mcp" {
@@ -180,13 +237,16 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     .await;
             }
         }
-        let keep_alive = head.keep_alive && !ctx.shared.is_stopping();
+        let keep_alive = head.keep_alive && !ctx.shared.is_stopping() && !detached;
         if let Some(standing) = resp.stream.clone() {
             drop(guard); // a standing stream does not hold up the drain; the shard closes it
                          // The answer's own headers (session id, CORS) head the stream.
             *sink.headers.borrow_mut() = resp.headers.clone();
             out.clear();
             sse_head(&sink, &mut out);
+            if let Some(log) = standing.log.borrow().as_ref().filter(|l| l.prime) {
+                priming(log, ctx.shared.config.gateway.resume.retry_ms, &mut out);
+            }
             if !stand(&mut stream, &standing, out).await {
                 return;
             }
@@ -199,7 +259,13 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         if streamed.is_some() {
             // The answer is the stream's last event.
             if !resp.body.is_empty() {
-                sse_chunk(&resp.body, &mut out);
+                sse_event(&sink, None, Bytes::from(resp.body), &mut out);
+            }
+            if let Some(log) = sink.log.borrow().as_ref() {
+                log.end();
+            }
+            if detached {
+                return;
             }
             out.extend_from_slice(b"0\r\n\r\n");
         } else {
@@ -228,11 +294,11 @@ async fn stand<S: AsyncWriteRent>(stream: &mut S, sink: &Sink, mut out: Vec<u8>)
         }
         out.clear();
         monoio::select! {
-            msg = sink.next() => match msg {
-                Some(m) => {
-                    sse_chunk(&m, &mut out);
-                    while let Some(m) = sink.try_next() {
-                        sse_chunk(&m, &mut out);
+            msg = sink.next_event() => match msg {
+                Some((id, m)) => {
+                    sse_event(sink, id, m, &mut out);
+                    while let Some((id, m)) = sink.try_next_event() {
+                        sse_event(sink, id, m, &mut out);
                     }
                 }
                 None => {
@@ -260,11 +326,53 @@ fn sse_head(sink: &Sink, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One SSE `message` event carrying `msg`, as one HTTP chunk.
-fn sse_chunk(msg: &[u8], out: &mut Vec<u8>) {
+/// The head of a streamed answer; a resumable one (a legacy session's) gets its log here and, for
+/// 2025-11-25 clients, opens with the priming event.
+fn open_stream(ctx: &ShardCtx, sink: &Sink, out: &mut Vec<u8>) {
+    sse_head(sink, out);
+    let Some(session) = sink.resumable.borrow().clone() else {
+        return;
+    };
+    let resume = &ctx.shared.config.gateway.resume;
+    let log = ctx.streams.open(ctx.index(), &session, false, resume);
+    if log.prime {
+        priming(&log, resume.retry_ms, out);
+    }
+    *sink.log.borrow_mut() = Some(log);
+}
+
+/// Does this request's answer go to a client whose revision resumes streams (2025-11-25 and later)?
+fn primed(sink: &Sink) -> bool {
+    sink.resumable
+        .borrow()
+        .as_ref()
+        .is_some_and(|s| &*s.version >= "2025-11-25")
+}
+
+/// When a resumable stream that just opened is ended to make its client poll, if ever.
+fn poll_deadline(sink: &Sink, resume: &crate::config::Resume) -> Option<std::time::Instant> {
+    let primed = sink.log.borrow().as_ref().is_some_and(|l| l.prime);
+    (primed && resume.poll_after_ms > 0)
+        .then(|| std::time::Instant::now() + Duration::from_millis(resume.poll_after_ms))
+}
+
+/// The priming event (an id and empty data) with the reconnection delay, as one HTTP chunk.
+fn priming(log: &crate::mcp::resume::Log, retry_ms: u64, out: &mut Vec<u8>) {
     use std::io::Write;
-    let mut ev = Vec::with_capacity(msg.len() + 24);
-    crate::http::sse::write_event(&mut ev, None, msg);
+    let ev = format!("id: {}\nretry: {retry_ms}\ndata: \n\n", log.priming_id());
+    let _ = write!(out, "{:x}\r\n", ev.len());
+    out.extend_from_slice(ev.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One SSE `message` event carrying `msg`, as one HTTP chunk. Its id is the one it came with
+/// (replayed, followed) or, on a stream with a log, the one the log gives it as it is kept.
+fn sse_event(sink: &Sink, id: Option<EventId>, msg: Bytes, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let id = id.or_else(|| sink.log.borrow().as_ref().map(|l| l.record(msg.clone())));
+    let id = id.map(|i| i.to_string());
+    let mut ev = Vec::with_capacity(msg.len() + 48);
+    crate::http::sse::write_event(&mut ev, id.as_deref(), &msg);
     let _ = write!(out, "{:x}\r\n", ev.len());
     out.extend_from_slice(&ev);
     out.extend_from_slice(b"\r\n");

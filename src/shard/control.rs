@@ -112,6 +112,7 @@ async fn inbox_loop(st: Rc<State>, inbox: flume::Receiver<LaneMsg>) {
             LaneMsg::ClientAnswer { .. }
             | LaneMsg::ListsChanged(_)
             | LaneMsg::Resume(_)
+            | LaneMsg::Replay(_)
             | LaneMsg::Cancel { .. }
             | LaneMsg::ResourceUpdated { .. } => {}
             LaneMsg::Failed {

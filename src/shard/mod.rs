@@ -70,6 +70,8 @@ pub enum LaneMsg {
         error: Error,
     },
     Session(SessionMsg),
+    /// Another shard resumes a stream whose log this lane holds (`Last-Event-ID`).
+    Replay(crate::mcp::resume::ReplayAsk),
     /// A legacy HTTP upstream's message for a client session, from its GET stream.
     Unlinked(Arc<crate::upstream::stream::Unlinked>),
     Stop,
@@ -162,6 +164,8 @@ pub struct ShardCtx {
     pub held: crate::mcp::hold::Held,
     /// Legacy sessions' calls in flight, for their cancellation.
     pub calls: crate::mcp::relay::Calls,
+    /// Logs of this shard's legacy SSE streams, for `Last-Event-ID` resumption.
+    pub streams: crate::mcp::resume::Streams,
 }
 
 impl ShardCtx {
@@ -453,6 +457,7 @@ fn shard_main(
             listeners: Default::default(),
             held: Default::default(),
             calls: Default::default(),
+            streams: Default::default(),
         });
         let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
         monoio::spawn(inbox_loop(ctx.clone(), inbox, stop_tx));
@@ -520,6 +525,7 @@ pub(crate) async fn inbox_loop(
             } => ctx.lane.fail(upstream, id, error),
             LaneMsg::UpstreamGone { upstream, error } => ctx.lane.fail_upstream(upstream, &error),
             LaneMsg::Session(m) => crate::mcp::front::session_msg(&ctx, m),
+            LaneMsg::Replay(ask) => crate::mcp::resume::replay_for_other(&ctx, ask),
             LaneMsg::Unlinked(u) => crate::mcp::listen::on_unlinked(&ctx, &u),
             LaneMsg::Stop => {
                 ctx.listeners.close_all();
@@ -554,8 +560,12 @@ async fn session_sweeper(ctx: Rc<ShardCtx>) {
     let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         monoio::time::sleep(every).await;
+        ctx.streams.sweep(Duration::from_millis(
+            ctx.shared.config.gateway.resume.replay_grace_ms,
+        ));
         for id in ctx.sessions.expire(ctx.index(), idle) {
             tracing::debug!(session = %id, "session expired");
+            ctx.streams.forget_session(&id);
             for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
                 if i != ctx.index() as usize {
                     let _ = lane.send(LaneMsg::Session(SessionMsg::Forget { id: id.clone() }));

@@ -118,9 +118,13 @@ impl HttpUpstream {
             )
             .await
             {
-                Ok(out) => {
+                Ok(mut out) => {
                     if out.reusable {
                         lane.put_conn(up.index, conn);
+                    }
+                    if want.is_some() && !out.answered {
+                        self.resume(lane, up, headers, deadline, &on_message, &mut out)
+                            .await?;
                     }
                     return Ok(out);
                 }
@@ -138,6 +142,84 @@ impl HttpUpstream {
             ErrorKind::UpstreamUnavailable,
             format!("server {:?}: connection failed", up.name),
         ))
+    }
+
+    /// The upstream ended an SSE answer before the response (2025-11-25 polling, or a dropped
+    /// connection): resume it with `GET` + `Last-Event-ID` after the `retry` it asked for, a few
+    /// times, until the response comes or the deadline passes.
+    async fn resume(
+        &self,
+        lane: &Lane,
+        up: &Upstream,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+        on_message: &dyn Fn(&Bytes) -> bool,
+        out: &mut PostOutcome,
+    ) -> Result<(), Error> {
+        const ATTEMPTS: usize = 8;
+        // Headers that describe a POST's body have no place on the GET.
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .copied()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !(k == "mcp-method" || k == "mcp-name" || k.starts_with("mcp-param-"))
+            })
+            .collect();
+        for _ in 0..ATTEMPTS {
+            let Some(last) = out.last_event_id.take() else {
+                return Ok(());
+            };
+            let wait = Duration::from_millis(out.retry_ms.unwrap_or(0).min(5_000));
+            if Instant::now() + wait >= deadline {
+                return Ok(());
+            }
+            monoio::time::sleep(wait).await;
+            let mut conn = match lane.take_conn(up.index) {
+                Some(c) => c,
+                None => monoio::time::timeout(
+                    deadline.saturating_duration_since(Instant::now()),
+                    client::connect(&self.url),
+                )
+                .await
+                .map_err(|_| {
+                    Error::upstream(
+                        ErrorKind::UpstreamTimeout,
+                        format!("server {:?}: connect timed out", up.name),
+                    )
+                })?
+                .map_err(|e| unavailable(up, &e))?,
+            };
+            let more = client::resume(
+                &mut conn,
+                &self.url,
+                &headers,
+                &last,
+                MAX_RESPONSE,
+                deadline,
+                on_message,
+            )
+            .await
+            .map_err(|e| match e {
+                ClientError::Timeout => Error::upstream(
+                    ErrorKind::UpstreamTimeout,
+                    format!("server {:?} did not answer in time", up.name),
+                ),
+                e => unavailable(up, &e),
+            })?;
+            if more.reusable {
+                lane.put_conn(up.index, conn);
+            }
+            out.messages.extend(more.messages);
+            out.answered = more.answered;
+            // A stream that gave nothing new keeps the old resumption point.
+            out.last_event_id = more.last_event_id.or(Some(last));
+            out.retry_ms = more.retry_ms.or(out.retry_ms);
+            if out.answered || !(200..300).contains(&more.head.status) {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     fn base_headers<'a>(

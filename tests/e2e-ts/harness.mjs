@@ -89,9 +89,10 @@ function tomlValue(v) {
   throw new TypeError(`cannot write ${v} as TOML`);
 }
 
-export function gatewayToml(listen, servers, shards = 2) {
+export function gatewayToml(listen, servers, shards = 2, gateway = {}) {
   const lines = ['[gateway]', `listen = ${tomlValue(listen)}`];
   if (shards != null) lines.push(`shards = ${shards}`);
+  for (const [k, v] of Object.entries(gateway)) lines.push(`${k} = ${tomlValue(v)}`);
   for (const s of servers) {
     lines.push('', '[[servers]]');
     const entry = { name: s.name };
@@ -160,7 +161,7 @@ export const noneStarting = (h) =>
  * overrides its address), run `$SWITCHYARD_BIN run --config FILE`, poll GET /health
  * until `settled` (60 s, then fail with the gateway's stderr).
  */
-export async function startGateway({ servers = [], settled = allReady, configPath, shards = 2, env = {} } = {}) {
+export async function startGateway({ servers = [], settled = allReady, configPath, shards = 2, env = {}, gateway = {} } = {}) {
   const bin = switchyardBin();
   const dir = tmpDir('switchyard-gw-');
   const port = await freePort();
@@ -170,7 +171,7 @@ export async function startGateway({ servers = [], settled = allReady, configPat
     args.push('--config', configPath, '--listen', addr);
   } else {
     configPath = path.join(dir, 'switchyard.toml');
-    fs.writeFileSync(configPath, gatewayToml(addr, servers, shards));
+    fs.writeFileSync(configPath, gatewayToml(addr, servers, shards, gateway));
     args.push('--config', configPath);
   }
   let stderr = '';

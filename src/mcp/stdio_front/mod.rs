@@ -124,6 +124,7 @@ async fn run(shared: Arc<Shared>, pipe: Pipe, key: Option<String>) -> Result<(),
         listeners: Default::default(),
         held: Default::default(),
         calls: Default::default(),
+        streams: Default::default(),
     });
     // Its stop signal is the end of this function; `Gateway::stop` comes after.
     let (inbox_stop, _) = local_sync::oneshot::channel::<()>();
