@@ -824,29 +824,45 @@ async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
     let id = session.id.clone();
     ctx.sessions.remove(&id);
     ctx.streams.forget_session(&id);
-    match home_of(&id) {
-        Some(home) if home == ctx.index() => broadcast_forget(ctx, &id),
-        Some(home) => {
-            let (tx, rx) = flume::bounded(1);
-            if let Some(lane) = ctx.shared.lanes.get(home as usize) {
-                let _ = lane.send(LaneMsg::Session(SessionMsg::Delete {
-                    id: id.clone(),
-                    reply: tx,
-                }));
-                let _ = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+    if let Some(home) = home_of(&id).filter(|h| *h != ctx.index()) {
+        let (tx, rx) = flume::bounded(1);
+        if let Some(lane) = ctx.shared.lanes.get(home as usize) {
+            let _ = lane.send(LaneMsg::Session(SessionMsg::Delete {
+                id: id.clone(),
+                reply: tx,
+            }));
+            let _ = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+        }
+    }
+    // Every shard has forgotten the session before the 200: a request that follows the DELETE
+    // gets 404 wherever it lands (a shard's cached copy would otherwise still serve it).
+    let (ack, acks) = flume::unbounded();
+    let told = broadcast_forget(ctx, &id, Some(&ack));
+    drop(ack);
+    let _ = monoio::time::timeout(Duration::from_secs(2), async {
+        for _ in 0..told {
+            if acks.recv_async().await.is_err() {
+                break;
             }
         }
-        None => {}
-    }
+    })
+    .await;
     Response::new(200)
 }
 
-fn broadcast_forget(ctx: &ShardCtx, id: &str) {
+/// Tell every other shard to forget session `id`; returns how many were told.
+fn broadcast_forget(ctx: &ShardCtx, id: &str, ack: Option<&flume::Sender<()>>) -> usize {
+    let mut told = 0;
     for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
         if i != ctx.index() as usize {
-            let _ = lane.send(LaneMsg::Session(SessionMsg::Forget { id: id.into() }));
+            let sent = lane.send(LaneMsg::Session(SessionMsg::Forget {
+                id: id.into(),
+                ack: ack.cloned(),
+            }));
+            told += usize::from(sent.is_ok());
         }
     }
+    told
 }
 
 /// Session traffic from other shards.
@@ -863,12 +879,14 @@ pub fn session_msg(ctx: &ShardCtx, msg: SessionMsg) {
         SessionMsg::Delete { id, reply } => {
             let existed = ctx.sessions.remove(&id);
             ctx.streams.forget_session(&id);
-            broadcast_forget(ctx, &id);
             let _ = reply.send(existed);
         }
-        SessionMsg::Forget { id } => {
+        SessionMsg::Forget { id, ack } => {
             ctx.sessions.remove(&id);
             ctx.streams.forget_session(&id);
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
         }
     }
 }

@@ -68,13 +68,17 @@ pub enum SessionMsg {
         id: Box<str>,
         reply: flume::Sender<Option<Arc<Session>>>,
     },
-    /// Asked of the home shard; answers whether it existed.
+    /// Asked of the home shard, which drops its copy; answers whether it existed. The shard that
+    /// took the DELETE tells the others itself (and waits for them: see `front::delete`).
     Delete {
         id: Box<str>,
         reply: flume::Sender<bool>,
     },
-    /// Told to every shard by the home after a deletion or expiry.
-    Forget { id: Box<str> },
+    /// Told to every shard after a deletion or expiry; `ack` is answered once it is forgotten.
+    Forget {
+        id: Box<str>,
+        ack: Option<flume::Sender<()>>,
+    },
 }
 
 /// The home shard index written at the front of an id (`"0003-…"`).

@@ -568,7 +568,10 @@ async fn session_sweeper(ctx: Rc<ShardCtx>) {
             ctx.streams.forget_session(&id);
             for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
                 if i != ctx.index() as usize {
-                    let _ = lane.send(LaneMsg::Session(SessionMsg::Forget { id: id.clone() }));
+                    let _ = lane.send(LaneMsg::Session(SessionMsg::Forget {
+                        id: id.clone(),
+                        ack: None,
+                    }));
                 }
             }
         }
