@@ -236,6 +236,44 @@ impl<H> Slot<H> {
     }
 }
 
+/// A server's announcement that concerns every client, not one call: `list_changed` goes to
+/// control (which refreshes the catalog), `resources/updated` to every shard (each checks its
+/// subscribed streams). `false` when `frame` is neither. Shared by stdio, SSE and the GET stream
+/// held on HTTP sessions (`upstream::stream`).
+pub fn announce(shared: &Shared, up: &Upstream, generation: u64, frame: &Frame) -> bool {
+    let method = frame.method().unwrap_or_default();
+    if method.ends_with("/list_changed") {
+        let kinds = match method.as_ref() {
+            "notifications/tools/list_changed" => crate::mcp::listen::TOOLS,
+            "notifications/prompts/list_changed" => crate::mcp::listen::PROMPTS,
+            _ => crate::mcp::listen::RESOURCES,
+        };
+        let _ = shared.control.send(ControlMsg::ListChanged {
+            upstream: up.index,
+            generation,
+            kinds,
+        });
+        return true;
+    }
+    if method != "notifications/resources/updated" {
+        return false;
+    }
+    let uri = frame
+        .params_raw()
+        .and_then(|p| sonic_rs::get(p, ["uri"]).ok())
+        .and_then(|u| serde_json::from_str::<String>(u.as_raw_str()).ok());
+    if let Some(uri) = uri {
+        let uri: Box<str> = uri.into();
+        for lane in shared.lanes.iter().skip(1) {
+            let _ = lane.send(LaneMsg::ResourceUpdated {
+                upstream: up.index,
+                uri: uri.clone(),
+            });
+        }
+    }
+    true
+}
+
 /// Sends `notifications/cancelled` for a request that did not complete (`id` 0 once it did).
 struct CancelOnDrop<'a> {
     tx: &'a flume::Sender<Out>,
@@ -480,32 +518,8 @@ impl<'a> Router<'a> {
     fn notification(&mut self, frame: Frame) {
         let up = self.up;
         let method = frame.method().unwrap_or_default();
-        if method.ends_with("/list_changed") {
-            let kinds = match method.as_ref() {
-                "notifications/tools/list_changed" => crate::mcp::listen::TOOLS,
-                "notifications/prompts/list_changed" => crate::mcp::listen::PROMPTS,
-                _ => crate::mcp::listen::RESOURCES,
-            };
-            let _ = self.shared.control.send(ControlMsg::ListChanged {
-                upstream: up.index,
-                generation: self.generation,
-                kinds,
-            });
-        } else if method == "notifications/resources/updated" {
-            // Every shard checks its subscribed streams.
-            let uri = frame
-                .params_raw()
-                .and_then(|p| sonic_rs::get(p, ["uri"]).ok())
-                .and_then(|u| serde_json::from_str::<String>(u.as_raw_str()).ok());
-            if let Some(uri) = uri {
-                let uri: Box<str> = uri.into();
-                for lane in self.shared.lanes.iter().skip(1) {
-                    let _ = lane.send(LaneMsg::ResourceUpdated {
-                        upstream: up.index,
-                        uri: uri.clone(),
-                    });
-                }
-            }
+        if announce(self.shared, up, self.generation, &frame) {
+            // told to control or to every shard
         } else if method == "notifications/progress" {
             // The token is the id of the request it reports on (the gateway set it so).
             let token = frame

@@ -29,7 +29,7 @@ use crate::http::blocking::{EventStream, Poster};
 use crate::http::client::ClientError;
 use crate::jsonrpc::{Frame, Kind};
 use crate::shard::lane::split_id;
-use crate::shard::{ControlMsg, LaneMsg, Shared};
+use crate::shard::{LaneMsg, Shared};
 
 /// First and longest waits between reconnections.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -354,31 +354,8 @@ impl<'a> Reader<'a> {
     fn notification(&mut self, frame: Frame) {
         let up = self.up;
         let method = frame.method().unwrap_or_default();
-        if method.ends_with("/list_changed") {
-            let kinds = match method.as_ref() {
-                "notifications/tools/list_changed" => crate::mcp::listen::TOOLS,
-                "notifications/prompts/list_changed" => crate::mcp::listen::PROMPTS,
-                _ => crate::mcp::listen::RESOURCES,
-            };
-            let _ = self.shared.control.send(ControlMsg::ListChanged {
-                upstream: up.index,
-                generation: 0,
-                kinds,
-            });
-        } else if method == "notifications/resources/updated" {
-            let uri = frame
-                .params_raw()
-                .and_then(|p| sonic_rs::get(p, ["uri"]).ok())
-                .and_then(|u| serde_json::from_str::<String>(u.as_raw_str()).ok());
-            if let Some(uri) = uri {
-                let uri: Box<str> = uri.into();
-                for lane in self.shared.lanes.iter().skip(1) {
-                    let _ = lane.send(LaneMsg::ResourceUpdated {
-                        upstream: up.index,
-                        uri: uri.clone(),
-                    });
-                }
-            }
+        if super::link::announce(self.shared, up, 0, &frame) {
+            // told to control or to every shard
         } else if method == "notifications/message" {
             match self.inflight.origin_or_recent(LOG_GRACE) {
                 Origin::Call(id) => self.deliver(id, frame),
