@@ -17,11 +17,6 @@ import { everythingHttp, everythingStdio, startEverythingHttp, withGateway } fro
 
 const TIMEOUT_MS = 120_000;
 const SAMPLING_CONTEXT = 'Resource trigger-sampling-request context: ';
-const CANCEL_NOT_FORWARDED = 'gateway bug: a legacy client\'s notifications/cancelled is accepted (202) and dropped '
-  + '(src/mcp/front.rs), never forwarded upstream: the upstream runs the call to its end, its result still '
-  + 'comes down the call\'s stream, and over stdio the call counts as in flight meanwhile, so another '
-  + 'client\'s sampling request on that server is refused as ambiguous';
-
 /** What the client was asked, less roots/list (see afterEverythingStarts: belt and braces). */
 const askedBesidesRoots = (client) => client.answers.seen.filter(([m]) => m !== 'roots/list');
 
@@ -120,7 +115,7 @@ describe('SDK 1.x legacy client: server-to-client requests through the gateway',
       });
     });
 
-    test(`${server}: a client's cancellation reaches the upstream`, { timeout: TIMEOUT_MS, todo: CANCEL_NOT_FORWARDED }, async () => {
+    test(`${server}: a client's cancellation reaches the upstream`, { timeout: TIMEOUT_MS }, async () => {
       await session('Ada', async (client, gw) => {
         const { call, aborted } = cancelAtFirstProgress(client, `${server}__trigger-long-running-operation`, { duration: 3, steps: 3 });
         await assert.rejects(call, /cancelled by the test/);
