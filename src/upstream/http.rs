@@ -93,17 +93,8 @@ impl HttpUpstream {
             let (mut conn, reused) = match lane.take_conn(up.index) {
                 Some(c) if attempt == 0 => (c, true),
                 _ => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
                     // Boxed: rare (the pool usually has a connection) and it would size every call.
-                    let c = monoio::time::timeout(wait, Box::pin(client::connect(&self.url)))
-                        .await
-                        .map_err(|_| {
-                            Error::upstream(
-                                ErrorKind::UpstreamTimeout,
-                                format!("server {:?}: connect timed out", up.name),
-                            )
-                        })?
-                        .map_err(|e| unavailable(up, &e))?;
+                    let c = Box::pin(self.connect(up, deadline)).await?;
                     (c, false)
                 }
             };
@@ -177,18 +168,7 @@ impl HttpUpstream {
             monoio::time::sleep(wait).await;
             let mut conn = match lane.take_conn(up.index) {
                 Some(c) => c,
-                None => monoio::time::timeout(
-                    deadline.saturating_duration_since(Instant::now()),
-                    client::connect(&self.url),
-                )
-                .await
-                .map_err(|_| {
-                    Error::upstream(
-                        ErrorKind::UpstreamTimeout,
-                        format!("server {:?}: connect timed out", up.name),
-                    )
-                })?
-                .map_err(|e| unavailable(up, &e))?,
+                None => Box::pin(self.connect(up, deadline)).await?,
             };
             let more = client::resume(
                 &mut conn,
@@ -220,6 +200,24 @@ impl HttpUpstream {
             }
         }
         Ok(())
+    }
+
+    /// A new connection to the server, by `deadline`.
+    async fn connect(
+        &self,
+        up: &Upstream,
+        deadline: Instant,
+    ) -> Result<monoio::net::TcpStream, Error> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        monoio::time::timeout(wait, client::connect(&self.url))
+            .await
+            .map_err(|_| {
+                Error::upstream(
+                    ErrorKind::UpstreamTimeout,
+                    format!("server {:?}: connect timed out", up.name),
+                )
+            })?
+            .map_err(|e| unavailable(up, &e))
     }
 
     fn base_headers<'a>(
