@@ -19,6 +19,16 @@ const TIMEOUT_MS = 120_000;
 const SAMPLING_CONTEXT = 'Resource trigger-sampling-request context: ';
 /** What the client was asked, less roots/list (see afterEverythingStarts: belt and braces). */
 const askedBesidesRoots = (client) => client.answers.seen.filter(([m]) => m !== 'roots/list');
+/** A 0.3 s long-running operation in 3 steps on `server`: its result and the progress seen. */
+async function shortCallWithProgress(client, server) {
+  const progress = [];
+  const done = await client.callTool(
+    { name: `${server}__trigger-long-running-operation`, arguments: { duration: 0.3, steps: 3 } },
+    undefined,
+    { onprogress: (p) => progress.push([p.progress, p.total]) },
+  );
+  return { done, progress };
+}
 
 /** Call `tool` with a signal and abort at its first progress line: {call, aborted (resolves the abort time)}. */
 function cancelAtFirstProgress(client, tool, args) {
@@ -80,12 +90,7 @@ describe('SDK 1.x legacy client: server-to-client requests through the gateway',
 
     test(`${server}: progress of a long call reaches onprogress, in order`, { timeout: TIMEOUT_MS }, async () => {
       await session('Ada', async (client) => {
-        const progress = [];
-        const done = await client.callTool(
-          { name: `${server}__trigger-long-running-operation`, arguments: { duration: 0.3, steps: 3 } },
-          undefined,
-          { onprogress: (p) => progress.push([p.progress, p.total]) },
-        );
+        const { done, progress } = await shortCallWithProgress(client, server);
         assert.ok(!done.isError, JSON.stringify(done));
         assert.match(textOf(done), /Long running operation completed/);
         assert.deepEqual(progress, [[1, 3], [2, 3], [3, 3]]);
@@ -104,12 +109,7 @@ describe('SDK 1.x legacy client: server-to-client requests through the gateway',
         // The upstream and the session still serve, calls with progress included.
         const echo = await client.callTool({ name: `${server}__echo`, arguments: { message: 'after cancel' } });
         assert.equal(textOf(echo), 'Echo: after cancel');
-        const progress = [];
-        const done = await client.callTool(
-          { name: `${server}__trigger-long-running-operation`, arguments: { duration: 0.3, steps: 3 } },
-          undefined,
-          { onprogress: (p) => progress.push([p.progress, p.total]) },
-        );
+        const { done, progress } = await shortCallWithProgress(client, server);
         assert.ok(!done.isError, JSON.stringify(done));
         assert.deepEqual(progress, [[1, 3], [2, 3], [3, 3]]);
       });
