@@ -30,27 +30,55 @@ impl Drop for Gateway {
     }
 }
 
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// A free loopback port *below* the kernel's ephemeral range: a port taken by `bind(0)` is given
+/// back at once and can be picked as the source port of any test's next connection before the
+/// gateway binds it (then the gateway exits with EADDRINUSE). Below the range only explicit binds
+/// compete.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let top = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let bottom: u16 = 20000;
+    if top > bottom + 1000 {
+        let seed = std::collections::hash_map::RandomState::new();
+        for attempt in 0..200u32 {
+            let mut h = seed.build_hasher();
+            h.write_u32(attempt);
+            h.write_u32(std::process::id());
+            let port = bottom + (h.finish() % u64::from(top - bottom)) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+/// A temp folder for one gateway's files (its log at least).
+fn temp_dir(port: u16) -> (TempDir, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    (TempDir(dir.clone()), dir)
+}
 
 /// A config file in a fresh temp folder, listening on a free port: (port, folder, path).
 fn write_config(shards: usize, body: &str) -> (u16, TempDir, std::path::PathBuf) {
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("switchyard-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (tmp, dir) = temp_dir(port);
     let cfg = dir.join("gw.toml");
     std::fs::write(
         &cfg,
         format!("[gateway]\nlisten = \"127.0.0.1:{port}\"\nshards = {shards}\n\n{body}"),
     )
     .expect("config");
-    (port, TempDir(dir), cfg)
+    (port, tmp, cfg)
 }
 
 pub fn start(servers: &str, shards: usize) -> Gateway {
@@ -73,24 +101,9 @@ pub fn start_file_env(config: &str, shards: usize, env: &[(&str, &str)]) -> Gate
 /// connections — for listeners the plain-HTTP health probe cannot speak to (TLS).
 pub fn start_bare(config: &str) -> Gateway {
     let (port, dir, cfg) = write_config(1, config);
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway");
-    let gw = Gateway {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: Some(dir),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(gw.addr).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    gw
+    spawn_until(&cfg, port, 1, Some(dir), &[], |addr| {
+        TcpStream::connect(addr).is_ok()
+    })
 }
 
 fn launch(
@@ -100,39 +113,73 @@ fn launch(
     dir: Option<TempDir>,
     env: &[(&str, &str)],
 ) -> Gateway {
-    let child = Command::new(BIN)
-        .envs(env.iter().copied())
-        .args(["run", "--config"])
-        .arg(cfg)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--shards",
-            &shards.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway");
-    let gw = Gateway {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok((200, _, body)) = request(gw.addr, "GET", "/health", &[], None) {
-            let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let settled = v["upstreams"]
-                .as_array()
-                .is_some_and(|u| u.iter().all(|u| u["state"] != "starting"));
-            if settled {
+    spawn_until(cfg, port, shards, dir, env, |addr| {
+        let Ok((200, _, body)) = request(addr, "GET", "/health", &[], None) else {
+            return false;
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        v["upstreams"]
+            .as_array()
+            .is_some_and(|u| u.iter().all(|u| u["state"] != "starting"))
+    })
+}
+
+/// Run the gateway on `cfg` listening on `port` until `ready`; a gateway that exits first (the
+/// port was taken after all) is started again on another port. Its log goes to a file that a
+/// failure prints.
+fn spawn_until(
+    cfg: &std::path::Path,
+    mut port: u16,
+    shards: usize,
+    dir: Option<TempDir>,
+    env: &[(&str, &str)],
+    ready: impl Fn(SocketAddr) -> bool,
+) -> Gateway {
+    let dir = dir.unwrap_or_else(|| temp_dir(port).0);
+    let log = dir.0.join("gateway.log");
+    for attempt in 1..=3 {
+        let child = Command::new(BIN)
+            .envs(env.iter().copied())
+            .args(["run", "--config"])
+            .arg(cfg)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--shards",
+                &shards.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("gateway log"))
+            .spawn()
+            .expect("start the gateway");
+        let mut gw = Gateway {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if ready(gw.addr) {
+                gw._dir = Some(dir);
                 return gw;
             }
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(
+                    attempt < 3 && text.contains("Address already in use"),
+                    "the gateway exited ({status}) on attempt {attempt}; its log:\n{text}"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if gw.child.try_wait().ok().flatten().is_none() {
+            break;
+        }
+        port = free_port();
     }
-    panic!("gateway did not become healthy");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    panic!("gateway did not become ready; its log:\n{text}");
 }
 
 pub const DEMOS: &str = "[[servers]]\nname = \"util\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"util\"]\n\n[[servers]]\nname = \"notes\"\ncommand = \"${SWITCHYARD_BIN}\"\nargs = [\"demo-server\", \"notes\"]\n";

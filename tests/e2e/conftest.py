@@ -49,7 +49,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range: a port from `bind(0)` is given back
+    at once and may become the source port of some test's next connection before the server binds
+    it (EADDRINUSE). Below the range only explicit binds compete."""
+    top, bottom = _ephemeral_floor(), 20000
+    for _ in range(200 if top > bottom + 1000 else 0):
+        port = secrets.randbelow(top - bottom) + bottom
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
