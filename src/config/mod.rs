@@ -255,6 +255,20 @@ pub struct Server {
     pub blocked_tools: Vec<String>,
     /// Which protocol era to speak to it: found by probing (`auto`), or pinned.
     pub era: EraPin,
+    /// One connection shared by every client, or one per legacy session (`upstream::isolate`).
+    pub isolation: Isolation,
+    /// With `isolation = "session"`: at most this many dedicated connections at once.
+    pub isolation_limit: usize,
+}
+
+/// `[[servers]] isolation`: `shared` (one child or stream for every client) or `session` (a
+/// legacy session gets its own, so the server's requests to a client are never ambiguous).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    #[default]
+    Shared,
+    Session,
 }
 
 /// `[[servers]] era`: `auto` probes `server/discover` and falls back to `initialize`; `legacy`
@@ -342,6 +356,13 @@ struct RawServer {
     blocked_tools: Vec<String>,
     #[serde(default)]
     era: EraPin,
+    isolation: Option<Spanned<Isolation>>,
+    #[serde(default = "default_isolation_limit")]
+    isolation_limit: usize,
+}
+
+fn default_isolation_limit() -> usize {
+    64
 }
 
 fn yes() -> bool {
@@ -552,6 +573,24 @@ impl Config {
                     format!("server {name:?}: allowed_roles names an unknown role {r:?}"),
                 ));
             }
+            let isolation = s
+                .isolation
+                .as_ref()
+                .map_or(Isolation::Shared, |i| *i.get_ref());
+            if let (Some(i), Transport::Http { .. }) = (&s.isolation, &transport) {
+                if isolation == Isolation::Session {
+                    return Err(loc.at(
+                        i.span().start,
+                        format!("server {name:?}: isolation = \"session\" applies to stdio and sse servers (a Streamable HTTP server's requests to a client come on that client's call)"),
+                    ));
+                }
+            }
+            if isolation == Isolation::Session && s.isolation_limit == 0 {
+                return Err(loc.at(
+                    at,
+                    format!("server {name:?}: isolation_limit must be at least 1"),
+                ));
+            }
             servers.push(Server {
                 name: name.clone(),
                 transport,
@@ -562,6 +601,8 @@ impl Config {
                 allowed_tools: s.allowed_tools.clone(),
                 blocked_tools: s.blocked_tools.clone(),
                 era: s.era,
+                isolation,
+                isolation_limit: s.isolation_limit,
             });
         }
         let mut auth = raw.auth;
@@ -815,6 +856,32 @@ enabled = false
             t => panic!("{t:?}"),
         }
         assert!(!c.servers[1].enabled);
+    }
+
+    #[test]
+    fn isolation_applies_to_stdio_and_sse_servers() {
+        let c = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nisolation = \"session\"\nisolation_limit = 3\n[[servers]]\nname = \"b\"\nurl = \"http://h/sse\"\ntransport = \"sse\"\nisolation = \"session\"\n[[servers]]\nname = \"c\"\ncommand = \"x\"\n").unwrap();
+        assert_eq!(c.servers[0].isolation, Isolation::Session);
+        assert_eq!(c.servers[0].isolation_limit, 3);
+        assert_eq!(c.servers[1].isolation, Isolation::Session);
+        assert_eq!(c.servers[1].isolation_limit, 64);
+        assert_eq!(c.servers[2].isolation, Isolation::Shared);
+        let e =
+            parse("[[servers]]\nname = \"h\"\nurl = \"http://h/mcp\"\n\nisolation = \"session\"\n")
+                .unwrap_err()
+                .0;
+        assert!(
+            e.starts_with("t.toml:5:") && e.contains("stdio and sse"),
+            "{e}"
+        );
+        let e = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nisolation = \"session\"\nisolation_limit = 0\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("at least 1"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nisolation = \"process\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("shared") && e.contains("session"), "{e}");
     }
 
     #[test]

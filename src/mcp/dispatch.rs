@@ -358,6 +358,16 @@ async fn forward(
         // Boxed: its own waits would size every call's future.
         return Box::pin(held_call(ctx, ex, up, method, &binding, &rewritten())).await;
     }
+    // A legacy session of a server with `isolation = "session"` calls its own connection.
+    let dedicated;
+    let up = match ex.session {
+        Some(s) if upstream::isolate::wanted(up) => {
+            // Boxed: a rare wait that would size every call's future.
+            dedicated = Box::pin(upstream::isolate::dedicated(&ctx.shared, s.tag(), up)).await?;
+            &dedicated
+        }
+        _ => up,
+    };
     let caps = ex
         .session
         .map(|s| &*s.client_capabilities_json)
@@ -769,10 +779,21 @@ async fn subscribe(
     Ok(answer)
 }
 
-/// logging/setLevel reaches every ready upstream that offers logging.
+/// logging/setLevel reaches every ready upstream that offers logging (and the session's own
+/// connections, `isolation = "session"`).
 async fn set_log_level(ctx: &ShardCtx, ex: &Exchange<'_>) {
     let params = ex.frame.params_raw();
-    for up in ctx.shared.upstreams.iter() {
+    let own: Vec<_> = match ex.session {
+        Some(s) => ctx
+            .shared
+            .isolated
+            .load()
+            .of_session(s.tag())
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    for up in ctx.shared.upstreams.iter().chain(own.iter()) {
         let Some(hs) = up.ready() else { continue };
         if hs.era != upstream::Era::Legacy || !hs.has_capability("logging") {
             continue;

@@ -286,6 +286,7 @@ fn resource_metadata(ctx: &ShardCtx, head: &Head) -> Response {
 fn health(ctx: &ShardCtx) -> Response {
     let shared = &ctx.shared;
     let catalog = shared.catalog.load();
+    let isolated = shared.isolated.load();
     let mut all_ready = true;
     let ups: Vec<Value> = shared
         .upstreams
@@ -293,6 +294,10 @@ fn health(ctx: &ShardCtx) -> Response {
         .map(|u| {
             let status = u.status.load();
             let mut v = json!({ "name": u.name, "state": status.label(), "tools": catalog.tool_counts.get(u.index as usize).copied().unwrap_or(0) });
+            if u.config.isolation == crate::config::Isolation::Session {
+                // Sessions with their own connection to it (`isolation = "session"`).
+                v["sessions"] = isolated.count(u.index).into();
+            }
             match &**status {
                 crate::upstream::Status::Ready(h) => {
                     v["era"] = h.version.clone().into();
@@ -834,6 +839,8 @@ async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
             let _ = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
         }
     }
+    // Its own upstream connections (`isolation = "session"`) go.
+    crate::upstream::isolate::release(&ctx.shared, &id);
     // Every shard has forgotten the session before the 200: a request that follows the DELETE
     // gets 404 wherever it lands (a shard's cached copy would otherwise still serve it).
     let (ack, acks) = flume::unbounded();

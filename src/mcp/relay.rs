@@ -224,10 +224,10 @@ pub fn deliver_answer(ctx: &ShardCtx, session: u64, f: Frame) {
     };
     match answer {
         Answer::Upstream { upstream, id } => {
-            let (Some(up), Some(span)) = (ctx.shared.upstream(upstream), f.id_span()) else {
+            let (Some(up), Some(span)) = (ctx.shared.any_upstream(upstream), f.id_span()) else {
                 return;
             };
-            respond_later(up.clone(), splice(f.bytes(), span, &id));
+            respond_later(up, splice(f.bytes(), span, &id));
         }
         Answer::Gateway(tx) => {
             let _ = tx.send(f);
@@ -440,7 +440,7 @@ pub fn cancel(ctx: &ShardCtx, session: u64, client_id: &[u8], reason: &str) {
         return;
     };
     let _ = stop.send(());
-    let Some(up) = ctx.shared.upstream(upstream) else {
+    let Some(up) = ctx.shared.any_upstream(upstream) else {
         return;
     };
     if let upstream::Transport::Http(_) = &up.transport {
@@ -449,6 +449,6 @@ pub fn cancel(ctx: &ShardCtx, session: u64, client_id: &[u8], reason: &str) {
             "method": "notifications/cancelled",
             "params": { "requestId": id, "reason": reason },
         });
-        respond_later(up.clone(), msg.to_string().into_bytes());
+        respond_later(up, msg.to_string().into_bytes());
     }
 }

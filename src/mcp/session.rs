@@ -46,11 +46,7 @@ impl Session {
 
     /// A number naming this session among clients (from its random id; never 0).
     pub fn tag(&self) -> u64 {
-        self.id
-            .get(5..21)
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .unwrap_or(1)
-            | 1
+        tag_of(&self.id)
     }
 
     /// Does the client declare capability `name` (`sampling`, `elicitation`, `roots`)?
@@ -79,6 +75,14 @@ pub enum SessionMsg {
         id: Box<str>,
         ack: Option<flume::Sender<()>>,
     },
+}
+
+/// The tag (`Session::tag`) of the session with id `id`.
+pub fn tag_of(id: &str) -> u64 {
+    id.get(5..21)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(1)
+        | 1
 }
 
 /// The home shard index written at the front of an id (`"0003-…"`).

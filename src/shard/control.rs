@@ -11,7 +11,7 @@ use super::lane::Lane;
 use super::{build_runtime, ControlMsg, LaneMsg, Shared};
 use crate::catalog::{Catalog, HintRules, ListBody, Part, UpstreamLists};
 use crate::config::Driver;
-use crate::upstream::{supervisor, Status, Transport, Upstream};
+use crate::upstream::{isolate, supervisor, Status, Transport, Upstream};
 
 struct State {
     shared: Arc<Shared>,
@@ -22,6 +22,8 @@ struct State {
     starting: RefCell<Vec<bool>>,
     /// Meta-tool mode: the thread that builds the routing index off-core.
     index_builder: Option<crate::router::IndexBuilder>,
+    /// Sessions' dedicated upstreams (`isolation = "session"`).
+    keeper: RefCell<isolate::Keeper>,
 }
 
 pub fn run(
@@ -56,6 +58,7 @@ pub fn run(
                 }
                 crate::config::RouterMode::Passthrough => None,
             },
+            keeper: RefCell::default(),
         });
         monoio::spawn(inbox_loop(st.clone(), inbox));
         let _ = publish(&st); // the empty first catalog: nobody to tell
@@ -66,6 +69,14 @@ pub fn run(
         }
         while let Ok(msg) = control.recv_async().await {
             match msg {
+                ControlMsg::Exited {
+                    upstream,
+                    generation: _,
+                } if upstream >= isolate::FIRST_INDEX => {
+                    if st.keeper.borrow_mut().exited(upstream) {
+                        publish_isolated(&st);
+                    }
+                }
                 ControlMsg::Exited {
                     upstream,
                     generation: _,
@@ -93,10 +104,27 @@ pub fn run(
                     let changed = publish(&st);
                     crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
                 }
+                ControlMsg::Isolate {
+                    server,
+                    session,
+                    reply,
+                } => isolate_for(&st, server, session, reply),
+                ControlMsg::Release { session } => {
+                    let stop = st.keeper.borrow_mut().release(session);
+                    if !stop.is_empty() {
+                        publish_isolated(&st);
+                        for up in stop {
+                            tracing::debug!(server = %up.name, index = up.index, "session ended: its own connection stops");
+                            isolate::stop(&up);
+                        }
+                    }
+                }
                 ControlMsg::Stop => break,
             }
         }
-        stop_upstreams(&shared).await;
+        let dedicated = st.keeper.borrow_mut().drain();
+        publish_isolated(&st);
+        stop_upstreams(&shared, &dedicated).await;
     });
 }
 
@@ -179,6 +207,69 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
         }
     }
     st.starting.borrow_mut()[i] = false;
+}
+
+/// A session asks for its own connection to configured server `server`.
+fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply) {
+    let Some(parent) = st.shared.upstream(server).cloned() else {
+        let _ = reply.send(Err(crate::error::Error::internal(
+            "isolation asked for a server that does not exist",
+        )));
+        return;
+    };
+    if st.shared.is_stopping() {
+        let _ = reply.send(Err(crate::error::Error::new(
+            crate::error::ErrorKind::ShuttingDown,
+            crate::error::Source::Internal,
+            "the gateway is stopping",
+        )));
+        return;
+    }
+    let limit = parent.config.isolation_limit;
+    let Some(index) = st
+        .keeper
+        .borrow_mut()
+        .ask(session, server, &parent.name, limit, reply)
+    else {
+        return;
+    };
+    let up = match Upstream::dedicated(index, &parent) {
+        Ok(up) => Arc::new(up),
+        Err(e) => {
+            let e = crate::error::Error::upstream(
+                crate::error::ErrorKind::UpstreamUnavailable,
+                format!("server {:?}: {e}", parent.name),
+            );
+            st.keeper.borrow_mut().started(session, server, Err(e));
+            return;
+        }
+    };
+    let st = st.clone();
+    monoio::spawn(async move {
+        let outcome = match supervisor::start(&st.shared, &st.lane, &up).await {
+            Ok(hs) => {
+                tracing::info!(server = %up.name, index, era = %hs.version, "a session's own connection is up");
+                up.set_ready(Arc::new(hs));
+                Ok(up.clone())
+            }
+            Err(e) => {
+                tracing::warn!(server = %up.name, "a session's own connection failed to start: {e}");
+                isolate::stop(&up);
+                Err(e)
+            }
+        };
+        let late = st.keeper.borrow_mut().started(session, server, outcome);
+        publish_isolated(&st);
+        if let Some(up) = late {
+            isolate::stop(&up);
+        }
+    });
+}
+
+/// Let the shards see the dedicated upstreams as they are now.
+fn publish_isolated(st: &State) {
+    let reg = st.keeper.borrow().registry();
+    st.shared.isolated.store(Arc::new(reg));
 }
 
 /// Re-fetch one upstream's lists after it said they changed.
@@ -312,7 +403,11 @@ fn changed_by_role(old: &Catalog, new: &Catalog) -> Vec<u8> {
         .collect()
 }
 
-async fn stop_upstreams(shared: &Shared) {
+/// Stop every upstream, the configured ones and sessions' dedicated ones.
+async fn stop_upstreams(shared: &Shared, dedicated: &[Arc<Upstream>]) {
+    for up in dedicated {
+        isolate::stop(up);
+    }
     for up in shared.upstreams.iter() {
         match &up.transport {
             Transport::Stdio(s) => s.terminate(),
@@ -322,11 +417,16 @@ async fn stop_upstreams(shared: &Shared) {
     }
     // Give children a moment to exit on SIGTERM (and streams to close) before the process ends.
     for _ in 0..40 {
-        if shared.upstreams.iter().all(|u| match &u.transport {
-            Transport::Stdio(s) => s.pid().is_none(),
-            Transport::Sse(s) => s.slot.current().is_none(),
-            Transport::Http(_) => true,
-        }) {
+        if shared
+            .upstreams
+            .iter()
+            .chain(dedicated)
+            .all(|u| match &u.transport {
+                Transport::Stdio(s) => s.pid().is_none(),
+                Transport::Sse(s) => s.slot.current().is_none(),
+                Transport::Http(_) => true,
+            })
+        {
             break;
         }
         monoio::time::sleep(Duration::from_millis(50)).await;

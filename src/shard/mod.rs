@@ -96,6 +96,16 @@ pub enum ControlMsg {
     },
     /// The policy's role rules changed (a reload): rebuild the catalog's visibility sets.
     Republish,
+    /// A legacy session needs its own connection to server `server` (`isolation = "session"`).
+    Isolate {
+        server: u16,
+        session: u64,
+        reply: flume::Sender<Result<Arc<Upstream>, crate::error::Error>>,
+    },
+    /// A legacy session ended (DELETE or expiry): its dedicated connections go.
+    Release {
+        session: u64,
+    },
     Stop,
 }
 
@@ -104,6 +114,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub catalog: ArcSwap<Catalog>,
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Sessions' dedicated upstreams (`upstream::isolate`), published by the control thread.
+    pub isolated: ArcSwap<crate::upstream::isolate::Registry>,
     /// Lane inboxes; index = lane (0 = control, 1..=N = shards).
     pub lanes: Vec<flume::Sender<LaneMsg>>,
     pub control: flume::Sender<ControlMsg>,
@@ -131,6 +143,15 @@ impl Shared {
 
     pub fn upstream(&self, index: u16) -> Option<&Arc<Upstream>> {
         self.upstreams.get(index as usize)
+    }
+
+    /// A configured upstream or a session's dedicated one (for what names an upstream by the index
+    /// its messages carried).
+    pub fn any_upstream(&self, index: u16) -> Option<Arc<Upstream>> {
+        match self.upstreams.get(index as usize) {
+            Some(up) => Some(up.clone()),
+            None => self.isolated.load().by_index(index).cloned(),
+        }
     }
 
     /// See `Gateway::reload_auth`.
@@ -243,6 +264,10 @@ impl Gateway {
         // No listener: the loopback placeholder keeps the policy's exposure check (keys required
         // off loopback) from refusing a config written for a public HTTP listener.
         config.gateway.listen = toml::Spanned::new(0..0, "127.0.0.1:0".into());
+        // One client: every server's requests are its own, nothing to isolate.
+        for s in &mut config.servers {
+            s.isolation = crate::config::Isolation::Shared;
+        }
         let (gateway, mut lane_rx) = Gateway::launch(config)?;
         let inbox = lane_rx[1].take().ok_or("shard inbox")?;
         gateway.shared.shards_up.fetch_add(1, Ordering::AcqRel);
@@ -286,6 +311,7 @@ impl Gateway {
             config: config.clone(),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             upstreams,
+            isolated: Default::default(),
             lanes: lane_tx,
             control: control_tx,
             stopping: AtomicBool::new(false),
@@ -566,6 +592,7 @@ async fn session_sweeper(ctx: Rc<ShardCtx>) {
         for id in ctx.sessions.expire(ctx.index(), idle) {
             tracing::debug!(session = %id, "session expired");
             ctx.streams.forget_session(&id);
+            crate::upstream::isolate::release(&ctx.shared, &id);
             for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
                 if i != ctx.index() as usize {
                     let _ = lane.send(LaneMsg::Session(SessionMsg::Forget {

@@ -249,7 +249,7 @@ pub fn announce(shared: &Shared, up: &Upstream, generation: u64, frame: &Frame) 
             _ => crate::mcp::listen::RESOURCES,
         };
         let _ = shared.control.send(ControlMsg::ListChanged {
-            upstream: up.index,
+            upstream: up.home,
             generation,
             kinds,
         });
@@ -266,7 +266,7 @@ pub fn announce(shared: &Shared, up: &Upstream, generation: u64, frame: &Frame) 
         let uri: Box<str> = uri.into();
         for lane in shared.lanes.iter().skip(1) {
             let _ = lane.send(LaneMsg::ResourceUpdated {
-                upstream: up.index,
+                upstream: up.home,
                 uri: uri.clone(),
             });
         }

@@ -4,6 +4,7 @@
 
 pub mod handshake;
 pub mod http;
+pub mod isolate;
 pub mod link;
 pub mod sse;
 pub mod stdio;
@@ -53,6 +54,9 @@ pub enum Transport {
 
 pub struct Upstream {
     pub index: u16,
+    /// The configured server this runs for: `index` itself, or for a session's dedicated upstream
+    /// (`isolate`) the shared one's (announcements and subscriptions are the server's).
+    pub home: u16,
     pub name: String,
     pub config: config::Server,
     pub status: ArcSwap<Status>,
@@ -80,6 +84,7 @@ impl Upstream {
         };
         Ok(Upstream {
             index,
+            home: index,
             name: cfg.name.clone(),
             config: cfg.clone(),
             status: ArcSwap::from_pointee(if cfg.enabled {
@@ -94,6 +99,17 @@ impl Upstream {
             era_hint: AtomicU8::new(supervisor::HINT_UNKNOWN),
             last_handshake: arc_swap::ArcSwapOption::empty(),
         })
+    }
+
+    /// A dedicated copy of configured upstream `of` under `index` (see `isolate`): same config and
+    /// era hint, its own connection.
+    pub fn dedicated(index: u16, of: &Upstream) -> Result<Upstream, String> {
+        let mut up = Upstream::new(index, &of.config, 0)?;
+        up.home = of.index;
+        up.request_timeout = of.request_timeout;
+        up.status = ArcSwap::from_pointee(Status::Starting);
+        up.era_hint = AtomicU8::new(of.era_hint.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(up)
     }
 
     /// Keep the handshake of a start whose lists are about to be published (`set_ready` follows).
