@@ -119,8 +119,6 @@ pub struct Catalog {
     pub meta_list: Option<ListBody>,
     /// Merged server capabilities (what at least one upstream offers).
     pub capabilities: Value,
-    /// The same for legacy sessions, which can also subscribe to resources of legacy upstreams.
-    pub legacy_capabilities: Value,
     pub instructions: Option<String>,
     /// Tool count per upstream index.
     pub tool_counts: Vec<usize>,
@@ -388,18 +386,7 @@ impl Catalog {
             resources: resource_routes,
             templates: template_routes,
             resource_servers,
-            capabilities: merged_capabilities(parts),
-            legacy_capabilities: {
-                let mut c = merged_capabilities(parts);
-                let subscribe = parts.iter().any(|p| {
-                    p.handshake.era == crate::upstream::Era::Legacy
-                        && p.handshake.capabilities["resources"]["subscribe"] == json!(true)
-                });
-                if subscribe {
-                    c["resources"]["subscribe"] = json!(true);
-                }
-                c
-            },
+            capabilities: with_subscribe(merged_capabilities(parts), parts),
             instructions: merged_instructions(parts),
             tool_counts,
         }
@@ -484,8 +471,22 @@ impl Catalog {
     }
 }
 
-/// What the gateway offers: each capability at least one upstream offers. `listChanged` and
-/// `subscribe` are not offered until the gateway relays those notifications.
+/// `resources.subscribe` when a legacy upstream offers it: the gateway holds subscriptions on it
+/// for legacy sessions (`resources/subscribe`) and 2026-07-28 listen streams
+/// (`resourceSubscriptions`) alike (`upstream::subs`).
+fn with_subscribe(mut caps: Value, parts: &[Part<'_>]) -> Value {
+    let subscribe = parts.iter().any(|p| {
+        p.handshake.era == crate::upstream::Era::Legacy
+            && p.handshake.capabilities["resources"]["subscribe"] == json!(true)
+    });
+    if subscribe {
+        caps["resources"]["subscribe"] = json!(true);
+    }
+    caps
+}
+
+/// What the gateway offers: each capability at least one upstream offers, `listChanged` always
+/// (the gateway tells of list changes itself); `subscribe` is `with_subscribe`'s.
 fn merged_capabilities(parts: &[Part<'_>]) -> Value {
     let has = |c: &str| parts.iter().any(|p| p.handshake.has_capability(c));
     // The gateway tells clients of list changes itself (GET streams, listen streams).

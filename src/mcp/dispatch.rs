@@ -93,7 +93,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "tool", &name))?;
-            if !may_use(ctx, view, ex, Item::Tool, &route) {
+            if !may_use(ctx, view, ex.who.role, Item::Tool, &route) {
                 return Err(hidden(ctx, ex, &route, "Unknown tool", &name));
             }
             let params = catalog.tool_params.get(&route.index);
@@ -126,7 +126,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "prompt", &name))?;
-            if !may_use(ctx, view, ex, Item::Prompt, &route) {
+            if !may_use(ctx, view, ex.who.role, Item::Prompt, &route) {
                 return Err(hidden(ctx, ex, &route, "Unknown prompt", &name));
             }
             forward_renamed(ctx, ex, "prompts/get", &route, ex.frame.name_span()).await
@@ -137,7 +137,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             })?;
             let route = catalog
                 .resource_route(&uri)
-                .filter(|r| may_use(ctx, view, ex, Item::Resource, r));
+                .filter(|r| may_use(ctx, view, ex.who.role, Item::Resource, r));
             let Some(route) = route else {
                 // 2026-07-28 retired -32002 in favour of -32602.
                 let kind = if ex.era == ClientEra::Modern {
@@ -190,16 +190,21 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
 
 /// The caller's view of the catalog (an unknown role sees nothing).
 fn view_of<'c>(catalog: &'c Catalog, ex: &Exchange<'_>) -> &'c View {
+    role_view(catalog, ex.who.role)
+}
+
+/// Role `role`'s view of the catalog (an unknown role sees nothing).
+pub(crate) fn role_view(catalog: &Catalog, role: u16) -> &View {
     static NOTHING: std::sync::OnceLock<View> = std::sync::OnceLock::new();
     catalog
         .views
-        .get(ex.who.role as usize)
+        .get(role as usize)
         .unwrap_or_else(|| NOTHING.get_or_init(View::default))
 }
 
 /// May the caller use what `route` leads to? Listed things answer from the role's bits; a URI
 /// reached through a template is checked against the rules themselves.
-fn may_use(ctx: &ShardCtx, view: &View, ex: &Exchange<'_>, item: Item, route: &Route) -> bool {
+pub(crate) fn may_use(ctx: &ShardCtx, view: &View, role: u16, item: Item, route: &Route) -> bool {
     if route.index != UNLISTED {
         return match item {
             Item::Tool => view.tools.get(route.index),
@@ -211,11 +216,7 @@ fn may_use(ctx: &ShardCtx, view: &View, ex: &Exchange<'_>, item: Item, route: &R
         .config
         .servers
         .get(route.upstream as usize)
-        .is_some_and(|s| {
-            ctx.shared
-                .policy
-                .visible(ex.who.role, s, item, &route.original)
-        })
+        .is_some_and(|s| ctx.shared.policy.visible(role, s, item, &route.original))
 }
 
 /// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
@@ -663,7 +664,7 @@ async fn complete(
                 .prompts
                 .get(name)
                 .cloned()
-                .filter(|r| may_use(ctx, view, ex, Item::Prompt, r))
+                .filter(|r| may_use(ctx, view, ex.who.role, Item::Prompt, r))
                 .ok_or_else(|| {
                     Error::downstream(ErrorKind::InvalidParams, format!("Unknown prompt: {name}"))
                 })?;
@@ -685,7 +686,7 @@ async fn complete(
                             index: UNLISTED,
                         })
                 })
-                .filter(|r| may_use(ctx, view, ex, Item::Resource, r))
+                .filter(|r| may_use(ctx, view, ex.who.role, Item::Resource, r))
                 .ok_or_else(|| {
                     Error::downstream(ErrorKind::InvalidParams, format!("Unknown resource: {uri}"))
                 })?;
@@ -729,7 +730,7 @@ async fn subscribe(
         .ok_or_else(|| Error::downstream(ErrorKind::InvalidParams, "params.uri is required"))?;
     let route = catalog
         .resource_route(&uri)
-        .filter(|r| may_use(ctx, view, ex, Item::Resource, r))
+        .filter(|r| may_use(ctx, view, ex.who.role, Item::Resource, r))
         .ok_or_else(|| {
             Error::downstream(ErrorKind::ResourceNotFound, "Resource not found")
                 .with_data(&json!({ "uri": uri }))
@@ -761,22 +762,57 @@ async fn subscribe(
     } else {
         "resources/unsubscribe"
     };
-    let answer = forward_renamed(ctx, ex, method, &route, span).await?;
-    if let Some(session) = ex.session {
-        // What the session's GET stream will carry.
+    let Some(session) = ex.session else {
+        return forward_renamed(ctx, ex, method, &route, span).await;
+    };
+    // What the session's GET stream carries: set first (the previous set tells whether the
+    // session held it already), undone if the server refuses.
+    let this = |(u, original, _): &(u16, Box<str>, Box<str>)| {
+        *u == route.upstream && *original == route.original
+    };
+    let set = |on: bool| {
         session.subscriptions.rcu(|subs| {
-            let mut subs: Vec<_> = subs
-                .iter()
-                .filter(|(u, original, _)| !(*u == route.upstream && *original == route.original))
-                .cloned()
-                .collect();
-            if subscribing {
+            let mut subs: Vec<_> = subs.iter().filter(|e| !this(e)).cloned().collect();
+            if on {
                 subs.push((route.upstream, route.original.clone(), uri.as_ref().into()));
             }
             subs
-        });
+        })
+    };
+    let held = set(subscribing).iter().any(this);
+    if upstream::isolate::wanted(up) {
+        // The session's own connection (`isolation = "session"`): its subscriptions are its own.
+        let reply = forward_renamed(ctx, ex, method, &route, span).await;
+        if reply.is_err() && subscribing && !held {
+            set(false);
+        }
+        return reply;
     }
-    Ok(answer)
+    // A shared connection: the server hears the first subscribe and the last unsubscribe of all
+    // its clients (`upstream::subs`); a session's repeats change nothing.
+    match (subscribing, held) {
+        (true, false) => {
+            let outcome = upstream::subs::hold(&ctx.shared, route.upstream, &route.original).await;
+            match outcome {
+                Ok(Some(reply)) => {
+                    if reply.kind == crate::jsonrpc::Kind::ErrorResponse {
+                        set(false);
+                    }
+                    Ok(relay(ex, &reply))
+                }
+                Ok(None) => Ok(result_body(ex.id(), b"{}")),
+                Err(e) => {
+                    set(false);
+                    Err(e)
+                }
+            }
+        }
+        (false, true) => {
+            upstream::subs::let_go(&ctx.shared, route.upstream, &route.original);
+            Ok(result_body(ex.id(), b"{}"))
+        }
+        _ => Ok(result_body(ex.id(), b"{}")),
+    }
 }
 
 /// logging/setLevel reaches every ready upstream that offers logging (and the session's own

@@ -557,7 +557,7 @@ async fn modern(
         }
     }
     if m == Method::Listen {
-        return super::listen::listen(ctx, frame, who);
+        return super::listen::listen(ctx, frame, who).await;
     }
     let ex = Exchange {
         era: ClientEra::Modern,
@@ -627,7 +627,7 @@ pub fn initialize_session(
     let catalog = ctx.shared.catalog.load();
     let mut result = json!({
         "protocolVersion": version,
-        "capabilities": catalog.legacy_capabilities,
+        "capabilities": catalog.capabilities,
         "serverInfo": server_info(ctx),
     });
     if let Some(i) = &catalog.instructions {
@@ -840,7 +840,7 @@ async fn delete(ctx: &ShardCtx, head: &Head, who: Principal) -> Response {
         }
     }
     // Its own upstream connections (`isolation = "session"`) go.
-    crate::upstream::isolate::release(&ctx.shared, &id);
+    super::session::ended(&ctx.shared, &session);
     // Every shard has forgotten the session before the 200: a request that follows the DELETE
     // gets 404 wherever it lands (a shard's cached copy would otherwise still serve it).
     let (ack, acks) = flume::unbounded();

@@ -241,9 +241,15 @@ pub fn on_unlinked(ctx: &ShardCtx, u: &crate::upstream::stream::Unlinked) {
     }
 }
 
+/// Most resource subscriptions one listen stream may ask for.
+pub const MAX_LISTEN_URIS: usize = 256;
+
 /// 2026-07-28 `subscriptions/listen`: a standing stream whose first message acknowledges what it
-/// will carry (the honoured subset), every message tagged with the listen request's id.
-pub fn listen(
+/// will carry (the honoured subset), every message tagged with the listen request's id. Resource
+/// subscriptions are honoured for URIs the caller may read whose server is a legacy one offering
+/// subscriptions (held through `upstream::subs` while the stream lasts); others are left out of
+/// the acknowledgement.
+pub async fn listen(
     ctx: &ShardCtx,
     frame: &crate::jsonrpc::Frame,
     who: crate::policy::Principal,
@@ -266,17 +272,85 @@ pub fn listen(
             honoured.insert(key.into(), true.into());
         }
     }
-    // Resource subscriptions are not honoured on listen streams yet (the acknowledgement says so
-    // by leaving them out); list changes are.
-    let uris = Vec::new();
+    let asked: Vec<&str> = match wanted.get("resourceSubscriptions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= MAX_LISTEN_URIS => {
+            a.iter().filter_map(Value::as_str).collect()
+        }
+        Some(_) => {
+            let e = crate::error::Error::downstream(
+                crate::error::ErrorKind::InvalidParams,
+                format!(
+                    "notifications.resourceSubscriptions must be an array of at most {MAX_LISTEN_URIS} URIs"
+                ),
+            );
+            return super::front::error_response(
+                &e,
+                frame.id_raw(),
+                Some(super::ClientEra::Modern),
+            );
+        }
+    };
+    let mut held = crate::upstream::subs::Held {
+        shared: ctx.shared.clone(),
+        uris: Vec::new(),
+    };
+    let uris = subscribe_all(ctx, who.role, &asked, &mut held).await;
+    if !uris.is_empty() {
+        honoured.insert("resourceSubscriptions".into(), json!(uris));
+    }
     let id = Bytes::copy_from_slice(frame.id_raw().unwrap_or(b"null"));
     let sink = ctx
         .listeners
         .listen_stream(who.role, kinds, uris, id.clone());
+    if !held.uris.is_empty() {
+        *sink.keep.borrow_mut() = Some(Box::new(held));
+    }
     sink.push(notification(
         "notifications/subscriptions/acknowledged",
         json!({ "notifications": Value::Object(honoured) }),
         Some(&id),
     ));
     crate::http::server::Response::stream(sink)
+}
+
+/// Hold each URI of `asked` that role `role` may read on the legacy server that owns it; the
+/// URIs held (as the client named them).
+async fn subscribe_all(
+    ctx: &ShardCtx,
+    role: u16,
+    asked: &[&str],
+    held: &mut crate::upstream::subs::Held,
+) -> Vec<String> {
+    use crate::upstream::{subs, Era};
+    let catalog = ctx.shared.catalog.load();
+    let view = super::dispatch::role_view(&catalog, role);
+    let mut uris = Vec::new();
+    for uri in asked {
+        if uris.iter().any(|u| u == uri) {
+            continue;
+        }
+        let Some(route) = catalog.resource_route(uri).filter(|r| {
+            super::dispatch::may_use(ctx, view, role, crate::policy::Item::Resource, r)
+        }) else {
+            continue;
+        };
+        let subscribable = ctx.shared.upstream(route.upstream).is_some_and(|up| {
+            up.ready().is_some_and(|hs| {
+                hs.era == Era::Legacy && hs.capabilities["resources"]["subscribe"] == json!(true)
+            })
+        });
+        if !subscribable {
+            continue;
+        }
+        match subs::hold(&ctx.shared, route.upstream, &route.original).await {
+            Ok(Some(reply)) if reply.kind == crate::jsonrpc::Kind::ErrorResponse => {}
+            Ok(_) => {
+                held.uris.push((route.upstream, route.original.clone()));
+                uris.push((*uri).to_owned());
+            }
+            Err(e) => tracing::debug!(%uri, "listen: not subscribed: {e}"),
+        }
+    }
+    uris
 }

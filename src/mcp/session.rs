@@ -77,6 +77,23 @@ pub enum SessionMsg {
     },
 }
 
+/// Session `s` ended (DELETE or expiry; called once, on one shard): what the gateway holds upstream
+/// for it goes — its dedicated connections, its resource subscriptions on shared ones.
+pub fn ended(shared: &crate::shard::Shared, s: &Session) {
+    use crate::upstream::{isolate, subs};
+    isolate::release(shared, &s.id);
+    // Swapped out whole: a DELETE racing the expiry lets go once.
+    let held = s.subscriptions.swap(Arc::new(Vec::new()));
+    for (u, original, _) in held.iter() {
+        let shared_conn = shared
+            .upstream(*u)
+            .is_some_and(|up| up.config.isolation == crate::config::Isolation::Shared);
+        if shared_conn {
+            subs::let_go(shared, *u, original);
+        }
+    }
+}
+
 /// The tag (`Session::tag`) of the session with id `id`.
 pub fn tag_of(id: &str) -> u64 {
     id.get(5..21)
@@ -157,15 +174,15 @@ impl Sessions {
     }
 
     /// Sessions homed here that have been idle longer than `idle`; removed from the table.
-    pub fn expire(&self, lane: u16, idle: Duration) -> Vec<Box<str>> {
+    pub fn expire(&self, lane: u16, idle: Duration) -> Vec<Arc<Session>> {
         let mut t = self.table.borrow_mut();
-        let gone: Vec<Box<str>> = t
+        let gone: Vec<Arc<Session>> = t
             .iter()
             .filter(|(id, s)| home_of(id) == Some(lane) && s.idle_for() > idle)
-            .map(|(id, _)| id.clone())
+            .map(|(_, s)| s.clone())
             .collect();
-        for id in &gone {
-            t.remove(id);
+        for s in &gone {
+            t.remove(&s.id);
         }
         gone
     }

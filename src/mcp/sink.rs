@@ -35,6 +35,8 @@ pub struct Sink {
     pub resumable: RefCell<Option<Arc<Session>>>,
     /// The log this stream's events are numbered and kept in, once it streams resumably.
     pub log: RefCell<Option<Rc<Log>>>,
+    /// What lives exactly as long as the stream (a listen stream's upstream subscriptions).
+    pub keep: RefCell<Option<Box<dyn std::any::Any>>>,
 }
 
 impl Drop for Sink {

@@ -11,7 +11,7 @@ use super::lane::Lane;
 use super::{build_runtime, ControlMsg, LaneMsg, Shared};
 use crate::catalog::{Catalog, HintRules, ListBody, Part, UpstreamLists};
 use crate::config::Driver;
-use crate::upstream::{isolate, supervisor, Status, Transport, Upstream};
+use crate::upstream::{isolate, subs, supervisor, Status, Transport, Upstream};
 
 struct State {
     shared: Arc<Shared>,
@@ -24,6 +24,8 @@ struct State {
     index_builder: Option<crate::router::IndexBuilder>,
     /// Sessions' dedicated upstreams (`isolation = "session"`).
     keeper: RefCell<isolate::Keeper>,
+    /// Resource subscriptions held on shared legacy upstreams for clients.
+    subs: RefCell<subs::Book>,
 }
 
 pub fn run(
@@ -59,6 +61,7 @@ pub fn run(
                 crate::config::RouterMode::Passthrough => None,
             },
             keeper: RefCell::default(),
+            subs: RefCell::default(),
         });
         monoio::spawn(inbox_loop(st.clone(), inbox));
         let _ = publish(&st); // the empty first catalog: nobody to tell
@@ -117,6 +120,20 @@ pub fn run(
                             tracing::debug!(server = %up.name, index = up.index, "session ended: its own connection stops");
                             isolate::stop(&up);
                         }
+                    }
+                }
+                ControlMsg::Subscribe {
+                    upstream,
+                    uri,
+                    reply,
+                } => {
+                    if st.subs.borrow_mut().subscribe(upstream, &uri, reply) {
+                        monoio::spawn(subscribe_upstream(st.clone(), upstream, uri));
+                    }
+                }
+                ControlMsg::Unsubscribe { upstream, uri } => {
+                    if st.subs.borrow_mut().unsubscribe(upstream, &uri) {
+                        monoio::spawn(unsubscribe_upstream(st.clone(), upstream, uri));
                     }
                 }
                 ControlMsg::Stop => break,
@@ -187,6 +204,13 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
                 let changed = publish(&st);
                 up.set_ready(hs);
                 crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
+                // A restarted server forgot what clients subscribed to: ask again.
+                let held = st.subs.borrow().held_on(up.index);
+                for uri in held {
+                    if let Err(e) = resources_call(&st, &up, "resources/subscribe", &uri).await {
+                        tracing::warn!(server = %up.name, %uri, "subscribing again after a restart: {e}");
+                    }
+                }
                 break;
             }
             Err(e) => {
@@ -264,6 +288,44 @@ fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply)
             isolate::stop(&up);
         }
     });
+}
+
+/// The first client subscribed to `uri` of `upstream`: ask the server, answer the waiters.
+async fn subscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
+    let outcome = match st.shared.upstream(upstream).cloned() {
+        Some(up) => resources_call(&st, &up, "resources/subscribe", &uri).await,
+        None => Err(crate::error::Error::internal(
+            "subscription to a missing upstream",
+        )),
+    };
+    if st.subs.borrow_mut().subscribed(upstream, &uri, outcome) {
+        unsubscribe_upstream(st, upstream, uri).await;
+    }
+}
+
+/// The last client let go of `uri` of `upstream`: tell the server.
+async fn unsubscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
+    let Some(up) = st.shared.upstream(upstream).cloned() else {
+        return;
+    };
+    match resources_call(&st, &up, "resources/unsubscribe", &uri).await {
+        Ok(f) if f.kind == crate::jsonrpc::Kind::ErrorResponse => {
+            tracing::debug!(server = %up.name, %uri, "resources/unsubscribe refused")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(server = %up.name, %uri, "resources/unsubscribe: {e}"),
+    }
+}
+
+/// `resources/subscribe` or `resources/unsubscribe` for `uri`, from the control lane.
+async fn resources_call(
+    st: &State,
+    up: &Upstream,
+    method: &str,
+    uri: &str,
+) -> Result<crate::jsonrpc::Frame, crate::error::Error> {
+    let params = serde_json::json!({ "uri": uri }).to_string();
+    crate::upstream::call(&st.lane, up, method, Some(params.as_bytes()), None).await
 }
 
 /// Let the shards see the dedicated upstreams as they are now.

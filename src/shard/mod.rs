@@ -106,6 +106,18 @@ pub enum ControlMsg {
     Release {
         session: u64,
     },
+    /// A client holds resource `uri` (the server's own URI) of shared legacy upstream `upstream`
+    /// (`upstream::subs`).
+    Subscribe {
+        upstream: u16,
+        uri: Box<str>,
+        reply: crate::upstream::subs::Reply,
+    },
+    /// A client lets go of it.
+    Unsubscribe {
+        upstream: u16,
+        uri: Box<str>,
+    },
     Stop,
 }
 
@@ -589,10 +601,11 @@ async fn session_sweeper(ctx: Rc<ShardCtx>) {
         ctx.streams.sweep(Duration::from_millis(
             ctx.shared.config.gateway.resume.replay_grace_ms,
         ));
-        for id in ctx.sessions.expire(ctx.index(), idle) {
+        for session in ctx.sessions.expire(ctx.index(), idle) {
+            let id = &session.id;
             tracing::debug!(session = %id, "session expired");
-            ctx.streams.forget_session(&id);
-            crate::upstream::isolate::release(&ctx.shared, &id);
+            ctx.streams.forget_session(id);
+            crate::mcp::session::ended(&ctx.shared, &session);
             for (i, lane) in ctx.shared.lanes.iter().enumerate().skip(1) {
                 if i != ctx.index() as usize {
                     let _ = lane.send(LaneMsg::Session(SessionMsg::Forget {

@@ -9,6 +9,7 @@ pub mod link;
 pub mod sse;
 pub mod stdio;
 pub mod stream;
+pub mod subs;
 pub mod supervisor;
 
 use std::sync::atomic::AtomicU8;

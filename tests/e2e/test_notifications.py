@@ -12,6 +12,7 @@ import pytest
 from conftest import StartGateway, gateway_toml
 from harness import REPO, everything_http, everything_stdio
 from mcp import Client, types
+from mcp.shared.subscriptions import ResourceUpdated
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +83,54 @@ async def test_resource_updates_reach_only_subscribers(gateway, server: str) -> 
         await co.list_tools()
         assert not any(isinstance(n, types.ResourceUpdatedNotification) for n in other.items)
         await cs.call_tool(f"{server}__toggle-subscriber-updates", {})
+
+
+async def everything_uri(client: Client) -> str:
+    resources = (await client.list_resources()).resources
+    return next(str(r.uri) for r in resources if (r.meta or {}).get("switchyard.dev/server") == "everything")
+
+
+async def test_one_session_unsubscribing_leaves_the_others_subscribed(gateway) -> None:
+    """One stdio child serves every client, so the gateway counts who holds a subscription: the
+    server hears the first `resources/subscribe` and the last `resources/unsubscribe`. (Forwarded
+    as they came, a's unsubscribe would end b's subscription on the server too.)"""
+    a, b = Inbox(), Inbox()
+    async with Client(gateway.url, mode="legacy", cache=None, message_handler=a) as ca, Client(
+        gateway.url, mode="legacy", cache=None, message_handler=b
+    ) as cb:
+        uri = await everything_uri(ca)
+        await ca.subscribe_resource(uri)
+        await cb.subscribe_resource(uri)
+        await cb.subscribe_resource(uri)  # a repeat changes nothing
+        await ca.unsubscribe_resource(uri)
+        r = await cb.call_tool("everything__toggle-subscriber-updates", {})  # sends one at once
+        assert not r.is_error, r
+        try:
+            updated = await b.wait_for(types.ResourceUpdatedNotification, timeout=20)
+            assert str(updated.params.uri) == uri
+            await ca.list_tools()
+            assert not any(isinstance(n, types.ResourceUpdatedNotification) for n in a.items)
+        finally:
+            await cb.call_tool("everything__toggle-subscriber-updates", {})
+            await cb.unsubscribe_resource(uri)
+
+
+async def test_listen_stream_carries_the_resources_it_subscribed_to(gateway) -> None:
+    """A 2026-07-28 client's `subscriptions/listen` with `resourceSubscriptions`: the gateway holds
+    the subscription on the legacy stdio server for as long as the stream lasts, acknowledges the
+    URIs it honours (not one no server owns), and relays the server's updates on the stream."""
+    async with Client(gateway.url, mode="auto", cache=None) as client:
+        uri = await everything_uri(client)
+        nowhere = "nowhere://not-a-resource"
+        async with client.listen(resource_subscriptions=[uri, nowhere]) as sub:
+            assert list(sub.honored.resource_subscriptions or []) == [uri], sub.honored
+            r = await client.call_tool("everything__toggle-subscriber-updates", {})
+            assert not r.is_error, r
+            try:
+                with anyio.fail_after(20):
+                    async for event in sub:
+                        if isinstance(event, ResourceUpdated):
+                            assert event.uri == uri
+                            break
+            finally:
+                await client.call_tool("everything__toggle-subscriber-updates", {})

@@ -284,7 +284,7 @@ impl Client {
             }
             if method == Method::Listen {
                 // Open until the client cancels it: its notifications go out as they come.
-                let resp = crate::mcp::listen::listen(ctx, frame, who);
+                let resp = crate::mcp::listen::listen(ctx, frame, who).await;
                 let Some(stream) = resp.stream else {
                     return (resp.status, resp.body);
                 };
