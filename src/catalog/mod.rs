@@ -471,14 +471,13 @@ impl Catalog {
     }
 }
 
-/// `resources.subscribe` when a legacy upstream offers it: the gateway holds subscriptions on it
-/// for legacy sessions (`resources/subscribe`) and 2026-07-28 listen streams
-/// (`resourceSubscriptions`) alike (`upstream::subs`).
+/// `resources.subscribe` when an upstream offers it: the gateway holds subscriptions on it for
+/// legacy sessions (`resources/subscribe`) and 2026-07-28 listen streams (`resourceSubscriptions`)
+/// alike, whatever the server's era (`upstream::subs`).
 fn with_subscribe(mut caps: Value, parts: &[Part<'_>]) -> Value {
-    let subscribe = parts.iter().any(|p| {
-        p.handshake.era == crate::upstream::Era::Legacy
-            && p.handshake.capabilities["resources"]["subscribe"] == json!(true)
-    });
+    let subscribe = parts
+        .iter()
+        .any(|p| p.handshake.capabilities["resources"]["subscribe"] == json!(true));
     if subscribe {
         caps["resources"]["subscribe"] = json!(true);
     }

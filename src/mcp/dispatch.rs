@@ -739,14 +739,11 @@ async fn subscribe(
         .shared
         .upstream(route.upstream)
         .ok_or_else(|| Error::internal("route to a missing upstream"))?;
-    let subscribable = up.ready().is_some_and(|hs| {
-        hs.era == upstream::Era::Legacy && hs.capabilities["resources"]["subscribe"] == json!(true)
-    });
-    if !subscribable {
+    if !upstream::subs::offered(up) {
         return Err(Error::downstream(
             ErrorKind::MethodNotFound,
             format!(
-                "Method not found: server {:?} offers no resource subscriptions to legacy sessions",
+                "Method not found: server {:?} offers no resource subscriptions",
                 up.name
             ),
         ));

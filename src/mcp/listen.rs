@@ -246,9 +246,8 @@ pub const MAX_LISTEN_URIS: usize = 256;
 
 /// 2026-07-28 `subscriptions/listen`: a standing stream whose first message acknowledges what it
 /// will carry (the honoured subset), every message tagged with the listen request's id. Resource
-/// subscriptions are honoured for URIs the caller may read whose server is a legacy one offering
-/// subscriptions (held through `upstream::subs` while the stream lasts); others are left out of
-/// the acknowledgement.
+/// subscriptions are honoured for URIs the caller may read whose server offers subscriptions (held
+/// through `upstream::subs` while the stream lasts); others are left out of the acknowledgement.
 pub async fn listen(
     ctx: &ShardCtx,
     frame: &crate::jsonrpc::Frame,
@@ -314,15 +313,15 @@ pub async fn listen(
     crate::http::server::Response::stream(sink)
 }
 
-/// Hold each URI of `asked` that role `role` may read on the legacy server that owns it; the
-/// URIs held (as the client named them).
+/// Hold each URI of `asked` that role `role` may read on the server that owns it; the URIs held
+/// (as the client named them).
 async fn subscribe_all(
     ctx: &ShardCtx,
     role: u16,
     asked: &[&str],
     held: &mut crate::upstream::subs::Held,
 ) -> Vec<String> {
-    use crate::upstream::{subs, Era};
+    use crate::upstream::subs;
     let catalog = ctx.shared.catalog.load();
     let view = super::dispatch::role_view(&catalog, role);
     let mut uris = Vec::new();
@@ -335,12 +334,11 @@ async fn subscribe_all(
         }) else {
             continue;
         };
-        let subscribable = ctx.shared.upstream(route.upstream).is_some_and(|up| {
-            up.ready().is_some_and(|hs| {
-                hs.era == Era::Legacy && hs.capabilities["resources"]["subscribe"] == json!(true)
-            })
-        });
-        if !subscribable {
+        if !ctx
+            .shared
+            .upstream(route.upstream)
+            .is_some_and(|up| subs::offered(up))
+        {
             continue;
         }
         match subs::hold(&ctx.shared, route.upstream, &route.original).await {

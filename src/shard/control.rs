@@ -24,8 +24,10 @@ struct State {
     index_builder: Option<crate::router::IndexBuilder>,
     /// Sessions' dedicated upstreams (`isolation = "session"`).
     keeper: RefCell<isolate::Keeper>,
-    /// Resource subscriptions held on shared legacy upstreams for clients.
+    /// Resource subscriptions held on shared upstreams for clients.
     subs: RefCell<subs::Book>,
+    /// Those held on 2026-07-28 servers: their listen streams.
+    watches: RefCell<hashbrown::HashMap<(u16, Box<str>), subs::Watch>>,
 }
 
 pub fn run(
@@ -62,6 +64,7 @@ pub fn run(
             },
             keeper: RefCell::default(),
             subs: RefCell::default(),
+            watches: RefCell::default(),
         });
         monoio::spawn(inbox_loop(st.clone(), inbox));
         let _ = publish(&st); // the empty first catalog: nobody to tell
@@ -207,7 +210,7 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
                 // A restarted server forgot what clients subscribed to: ask again.
                 let held = st.subs.borrow().held_on(up.index);
                 for uri in held {
-                    if let Err(e) = resources_call(&st, &up, "resources/subscribe", &uri).await {
+                    if let Err(e) = hold_upstream(&st, &up, &uri).await {
                         tracing::warn!(server = %up.name, %uri, "subscribing again after a restart: {e}");
                     }
                 }
@@ -293,7 +296,7 @@ fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply)
 /// The first client subscribed to `uri` of `upstream`: ask the server, answer the waiters.
 async fn subscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
     let outcome = match st.shared.upstream(upstream).cloned() {
-        Some(up) => resources_call(&st, &up, "resources/subscribe", &uri).await,
+        Some(up) => hold_upstream(&st, &up, &uri).await,
         None => Err(crate::error::Error::internal(
             "subscription to a missing upstream",
         )),
@@ -303,11 +306,38 @@ async fn subscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
     }
 }
 
+/// Subscribe `up` to `uri`: `resources/subscribe` to a legacy server (its answer), a listen stream
+/// of its own on a 2026-07-28 one (an empty result once acknowledged).
+async fn hold_upstream(
+    st: &State,
+    up: &Arc<Upstream>,
+    uri: &str,
+) -> Result<crate::jsonrpc::Frame, crate::error::Error> {
+    let Some(hs) = up.ready() else {
+        return Err(up.unavailable());
+    };
+    if hs.era == crate::upstream::Era::Legacy {
+        return resources_call(st, up, "resources/subscribe", uri).await;
+    }
+    let w = subs::watch(&st.shared, &st.lane, up, &hs, uri).await?;
+    if let Some(old) = st.watches.borrow_mut().insert((up.index, uri.into()), w) {
+        old.end(up);
+    }
+    crate::jsonrpc::Frame::parse(bytes::Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":0,"result":{}}"#,
+    ))
+    .map_err(|e| crate::error::Error::internal(e.to_string()))
+}
+
 /// The last client let go of `uri` of `upstream`: tell the server.
 async fn unsubscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
     let Some(up) = st.shared.upstream(upstream).cloned() else {
         return;
     };
+    if let Some(w) = st.watches.borrow_mut().remove(&(upstream, uri.clone())) {
+        w.end(&up);
+        return;
+    }
     match resources_call(&st, &up, "resources/unsubscribe", &uri).await {
         Ok(f) if f.kind == crate::jsonrpc::Kind::ErrorResponse => {
             tracing::debug!(server = %up.name, %uri, "resources/unsubscribe refused")

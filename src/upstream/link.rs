@@ -532,6 +532,20 @@ impl<'a> Router<'a> {
                     tracing::debug!(server = %up.name, "progress with a token switchyard never gave; dropped")
                 }
             }
+        } else if method == "notifications/subscriptions/acknowledged" {
+            // A listen the gateway opened (`subs::watch`) is answered on the lane that waits.
+            let id = frame
+                .params_raw()
+                .and_then(|p| {
+                    sonic_rs::get(p, ["_meta", "io.modelcontextprotocol/subscriptionId"]).ok()
+                })
+                .and_then(|t| t.as_raw_str().parse::<u64>().ok());
+            match id {
+                Some(id) => self.to_lane(id, frame),
+                None => {
+                    tracing::debug!(server = %up.name, "a listen acknowledgement for no request of ours; dropped")
+                }
+            }
         } else if method == "notifications/message" {
             match self.inflight.origin() {
                 Origin::Call(id) => self.to_lane(id, frame),

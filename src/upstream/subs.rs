@@ -3,13 +3,24 @@
 //! connection serves many clients, so the control thread counts holders per (upstream, URI): the
 //! server hears `resources/subscribe` when the first client subscribes, `resources/unsubscribe`
 //! when the last one leaves (unsubscribes, its session ends, its listen stream closes), and
-//! `resources/subscribe` again for what is held after it restarts. Its `resources/updated` then
-//! reaches each holder through `mcp::listen`.
+//! `resources/subscribe` again for what is held after it restarts. A 2026-07-28 server has no
+//! `resources/subscribe`: a held URI is a `subscriptions/listen` of its own (`Watch`), opened for
+//! the first holder and ended with the last. Either way the server's `resources/updated` reaches
+//! each holder through `link::announce` and `mcp::listen`.
 
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use hashbrown::HashMap;
 
+use super::{handshake, link, Transport, Upstream};
 use crate::error::{Error, ErrorKind};
-use crate::jsonrpc::Frame;
+use crate::jsonrpc::{Frame, Kind};
+use crate::shard::lane::{Delivery, Lane};
 use crate::shard::{ControlMsg, Shared};
 
 /// The answer to a subscriber: the server's own reply when this subscription asked it, `None`
@@ -114,6 +125,13 @@ impl Book {
     }
 }
 
+/// Does `up` take resource subscriptions (`resources.subscribe`; in 2026-07-28: "honours
+/// `resourceSubscriptions` in listen")?
+pub fn offered(up: &Upstream) -> bool {
+    up.ready()
+        .is_some_and(|hs| hs.capabilities["resources"]["subscribe"] == serde_json::json!(true))
+}
+
 /// On a shard: hold `uri` (the server's own URI) of shared upstream `upstream` for a client.
 pub async fn hold(shared: &Shared, upstream: u16, uri: &str) -> Outcome {
     let (reply, answer) = flume::bounded(1);
@@ -154,6 +172,253 @@ impl Drop for Held {
         for (upstream, uri) in &self.uris {
             let_go(&self.shared, *upstream, uri);
         }
+    }
+}
+
+/// A resource subscription held on a 2026-07-28 server: a `subscriptions/listen` for that one
+/// URI, kept open until `end`.
+pub enum Watch {
+    /// Over stdio: the listen request's id (cancelled to end it).
+    Stdio { id: u64 },
+    /// Over Streamable HTTP: a thread holds the listen POST's event stream (again after a drop).
+    Http {
+        stop: Arc<AtomicBool>,
+        socket: Arc<ArcSwapOption<TcpStream>>,
+    },
+}
+
+impl Watch {
+    /// Stop listening.
+    pub fn end(&self, up: &Upstream) {
+        match self {
+            Watch::Stdio { id } => {
+                if let Transport::Stdio(s) = &up.transport {
+                    let params = format!(
+                        "{{\"requestId\":{id},\"reason\":\"switchyard: no client holds the subscription\"}}"
+                    );
+                    s.slot
+                        .notify("notifications/cancelled", Some(params.as_bytes()));
+                }
+            }
+            Watch::Http { stop, socket } => {
+                stop.store(true, Ordering::Release);
+                if let Some(sock) = socket.load_full() {
+                    let _ = sock.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+}
+
+/// The `subscriptions/listen` params for one URI.
+fn listen_params(uri: &str) -> Vec<u8> {
+    let p = serde_json::json!({ "notifications": { "resourceSubscriptions": [uri] } });
+    handshake::with_modern_meta(Some(p.to_string().as_bytes()), None)
+}
+
+/// Does an acknowledgement honour `uri`?
+fn honours(ack: &Frame, uri: &str) -> bool {
+    ack.params_raw()
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .and_then(|p| {
+            p.pointer("/notifications/resourceSubscriptions")?
+                .as_array()
+                .map(|a| a.iter().any(|u| u.as_str() == Some(uri)))
+        })
+        .unwrap_or(false)
+}
+
+/// What a listen request's answer said (it should not have answered while listening).
+fn answer_text(f: &Frame) -> String {
+    match f.error_raw() {
+        Some(e) => format!("it answered {}", String::from_utf8_lossy(e)),
+        None => "it ended the listen request at once".into(),
+    }
+}
+
+fn refused(up: &Upstream, uri: &str, why: &str) -> Error {
+    Error::upstream(
+        ErrorKind::UpstreamProtocol,
+        format!("server {:?} did not subscribe to {uri:?}: {why}", up.name),
+    )
+}
+
+/// From the control lane: open a `Watch` on 2026-07-28 server `up` for `uri`, once the server
+/// acknowledged it.
+pub async fn watch(
+    shared: &Arc<Shared>,
+    lane: &Lane,
+    up: &Arc<Upstream>,
+    hs: &handshake::Handshake,
+    uri: &str,
+) -> Result<Watch, Error> {
+    match &up.transport {
+        Transport::Stdio(s) => {
+            let id = lane.next_id();
+            let mut waiter = lane.expect(id, up.index);
+            let msg = crate::jsonrpc::request_with_id(
+                Some(id),
+                "subscriptions/listen",
+                Some(&listen_params(uri)),
+            );
+            if !s.slot.send(msg) {
+                lane.forget(id);
+                return Err(up.unavailable());
+            }
+            // The acknowledgement comes back to this lane by its subscription id (`link`).
+            let ack = monoio::time::timeout(up.request_timeout, async {
+                loop {
+                    match waiter.next().await {
+                        Some(Delivery::Interim(f))
+                            if f.method().as_deref()
+                                == Some("notifications/subscriptions/acknowledged") =>
+                        {
+                            return Ok(f)
+                        }
+                        Some(Delivery::Interim(_)) => {}
+                        Some(Delivery::Final(Ok(f))) => {
+                            return Err(refused(up, uri, &answer_text(&f)))
+                        }
+                        Some(Delivery::Final(Err(e))) => return Err(e),
+                        None => return Err(up.unavailable()),
+                    }
+                }
+            })
+            .await;
+            lane.forget(id);
+            let w = Watch::Stdio { id };
+            match ack {
+                Ok(Ok(f)) if honours(&f, uri) => Ok(w),
+                Ok(Ok(_)) => {
+                    w.end(up);
+                    Err(refused(up, uri, "its acknowledgement leaves it out"))
+                }
+                Ok(Err(e)) => {
+                    w.end(up);
+                    Err(e)
+                }
+                Err(_) => {
+                    w.end(up);
+                    Err(refused(up, uri, "no acknowledgement in time"))
+                }
+            }
+        }
+        Transport::Http(_) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let socket = Arc::new(ArcSwapOption::empty());
+            let (acked, ack) = flume::bounded(1);
+            let (sh, u, v, ur, st, so) = (
+                shared.clone(),
+                up.clone(),
+                hs.version.clone(),
+                uri.to_owned(),
+                stop.clone(),
+                socket.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("{}-watch", up.name))
+                .spawn(move || hold_http(&sh, &u, &v, &ur, &st, &so, acked))
+                .map_err(|e| Error::internal(format!("cannot start a thread: {e}")))?;
+            let w = Watch::Http { stop, socket };
+            match monoio::time::timeout(up.request_timeout, ack.recv_async()).await {
+                Ok(Ok(Ok(()))) => Ok(w),
+                Ok(Ok(Err(why))) => {
+                    w.end(up);
+                    Err(refused(up, uri, &why))
+                }
+                _ => {
+                    w.end(up);
+                    Err(refused(up, uri, "no acknowledgement in time"))
+                }
+            }
+        }
+        Transport::Sse(_) => Err(refused(
+            up,
+            uri,
+            "a legacy SSE server has no listen streams",
+        )),
+    }
+}
+
+/// First and longest waits between reconnections of an HTTP watch.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The thread of an HTTP `Watch`: POST the listen, tell `acked` how the first attempt went, then
+/// read the server's updates into `link::announce`, reconnecting after drops until `stop`.
+fn hold_http(
+    shared: &Shared,
+    up: &Upstream,
+    version: &str,
+    uri: &str,
+    stop: &AtomicBool,
+    socket: &ArcSwapOption<TcpStream>,
+    acked: flume::Sender<Result<(), String>>,
+) {
+    let Transport::Http(h) = &up.transport else {
+        return;
+    };
+    let mut acked = Some(acked);
+    let body =
+        crate::jsonrpc::request_with_id(Some(1), "subscriptions/listen", Some(&listen_params(uri)));
+    let mut wait = FIRST_BACKOFF;
+    while !stop.load(Ordering::Acquire) {
+        let mut headers = h.headers_for(version, None);
+        headers.push(("Mcp-Method".into(), "subscriptions/listen".into()));
+        let started = Instant::now();
+        match crate::http::blocking::EventStream::post(
+            &h.url,
+            &headers,
+            &body,
+            up.request_timeout,
+            link::MAX_MESSAGE,
+        ) {
+            Ok(mut stream) => {
+                let _ = stream.socket().set_read_timeout(None);
+                if let Ok(s) = stream.socket().try_clone() {
+                    socket.store(Some(Arc::new(s)));
+                }
+                while let Ok(Some(ev)) = stream.next_event() {
+                    let Ok(f) = Frame::parse(Bytes::from(ev.data.into_bytes())) else {
+                        continue;
+                    };
+                    if f.kind != Kind::Notification {
+                        continue;
+                    }
+                    if f.method().as_deref() == Some("notifications/subscriptions/acknowledged") {
+                        let ok = honours(&f, uri);
+                        if let Some(tx) = acked.take() {
+                            let _ = tx.send(if ok {
+                                Ok(())
+                            } else {
+                                Err("its acknowledgement leaves it out".into())
+                            });
+                        }
+                        if !ok {
+                            return;
+                        }
+                    } else {
+                        link::announce(shared, up, 0, &f);
+                    }
+                }
+                socket.store(None);
+            }
+            Err(e) => {
+                if let Some(tx) = acked.take() {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+                tracing::debug!(server = %up.name, %uri, "its resource listen stream: {e}");
+            }
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            wait = FIRST_BACKOFF;
+        }
+        let until = Instant::now() + wait;
+        while !stop.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait = (wait * 2).min(MAX_BACKOFF);
     }
 }
 

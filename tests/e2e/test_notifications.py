@@ -5,11 +5,13 @@ reach the clients subscribed to that resource (and only them).
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import StartGateway, gateway_toml
+from conftest import StartGateway, _kill_group, _wait_for_port, free_port, gateway_toml
 from harness import REPO, everything_http, everything_stdio
 from mcp import Client, types
 from mcp.shared.subscriptions import ResourceUpdated
@@ -134,3 +136,70 @@ async def test_listen_stream_carries_the_resources_it_subscribed_to(gateway) -> 
                             break
             finally:
                 await client.call_tool("everything__toggle-subscriber-updates", {})
+
+
+@pytest.fixture(scope="module")
+def fixture_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The conformance fixture (a 2026-07-28 server) over Streamable HTTP."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("fixture-http") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(NODE22), str(FIXTURE), "--http", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_port(port, proc, log)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        _kill_group(proc)
+        proc.wait()
+
+
+@pytest.fixture
+def modern_gateway(start_gateway: StartGateway, tmp_path: Path, fixture_http_url: str):
+    config = tmp_path / "gw-modern.toml"
+    servers = [
+        {"name": "fx", "command": str(NODE22), "args": [str(FIXTURE), "--stdio"]},
+        {"name": "fxh", "url": fixture_http_url},
+    ]
+    config.write_text(gateway_toml("127.0.0.1:1", servers))
+    return start_gateway(config_path=config, listen_override=True)
+
+
+async def watched_uri(client: Client, server: str) -> str:
+    resources = (await client.list_resources()).resources
+    return next(
+        str(r.uri)
+        for r in resources
+        if (r.meta or {}).get("switchyard.dev/server") == server and str(r.uri).endswith("watched-resource")
+    )
+
+
+@pytest.mark.parametrize("server", ["fx", "fxh"])
+async def test_subscriptions_to_a_modern_server_reach_both_eras(modern_gateway, server: str) -> None:
+    """A 2026-07-28 server has no resources/subscribe: the gateway holds the URI with a listen stream
+    of its own (over stdio a listen request on the pipe, over HTTP a held POST), for a 2026-07-28
+    listen stream and a legacy session's resources/subscribe alike."""
+    gw = modern_gateway
+    legacy = Inbox()
+    async with Client(gw.url, mode="auto", cache=None) as modern, Client(
+        gw.url, mode="legacy", cache=None, message_handler=legacy
+    ) as old:
+        uri = await watched_uri(modern, server)
+        await old.subscribe_resource(uri)
+        async with modern.listen(resource_subscriptions=[uri]) as sub:
+            assert list(sub.honored.resource_subscriptions or []) == [uri], sub.honored
+            r = await modern.call_tool(f"{server}__test_trigger_resource_update", {})
+            assert not r.is_error, r
+            with anyio.fail_after(20):
+                async for event in sub:
+                    if isinstance(event, ResourceUpdated):
+                        assert event.uri == uri
+                        break
+        updated = await legacy.wait_for(types.ResourceUpdatedNotification, timeout=20)
+        assert str(updated.params.uri) == uri
+        await old.unsubscribe_resource(uri)
