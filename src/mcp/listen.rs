@@ -90,9 +90,12 @@ impl Listeners {
         });
     }
 
-    /// An upstream's `notifications/resources/updated` for its URI `uri`.
-    pub fn resource_updated(&self, upstream: u16, uri: &str, public: Option<&str>) {
+    /// An upstream's `notifications/resources/updated` for its URI `uri`; `session` when it came
+    /// from that session's own connection (`isolate`: for its subscriptions only).
+    pub fn resource_updated(&self, upstream: u16, uri: &str, public: Option<&str>, session: u64) {
         self.each(|l, sink| match &l.kind {
+            Kind::Session(s) if session != 0 && s.tag() != session => {}
+            Kind::Listen { .. } if session != 0 => {}
             Kind::Session(s) => {
                 let subs = s.subscriptions.load();
                 if let Some((_, _, public)) = subs
@@ -168,12 +171,12 @@ pub fn broadcast_lists_changed(ctx_lanes: &[flume::Sender<crate::shard::LaneMsg>
     }
 }
 
-/// On a shard: a resource of `upstream` was updated.
-pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str) {
+/// On a shard: a resource of `upstream` was updated (`session`: see `resource_updated`).
+pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str, session: u64) {
     let catalog = ctx.shared.catalog.load();
     let public = catalog.public_uri(upstream, uri);
     ctx.listeners
-        .resource_updated(upstream, uri, public.as_deref());
+        .resource_updated(upstream, uri, public.as_deref(), session);
 }
 
 /// On a shard: a legacy HTTP upstream's message for one client session (from its GET stream). The
@@ -351,4 +354,43 @@ async fn subscribe_all(
         }
     }
     uris
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::session::Sessions;
+
+    #[test]
+    fn a_dedicated_connections_update_reaches_its_own_session_only() {
+        let sessions = Sessions::default();
+        let (a, b) = (
+            sessions.create(1, 0, "2025-11-25", Value::Null, Value::Null),
+            sessions.create(1, 0, "2025-11-25", Value::Null, Value::Null),
+        );
+        for s in [&a, &b] {
+            s.subscriptions
+                .store(Arc::new(vec![(0, "demo://x".into(), "demo://x".into())]));
+        }
+        let l = Listeners::default();
+        let (sa, sb) = (
+            l.session_stream(0, a.clone()),
+            l.session_stream(0, b.clone()),
+        );
+        let listen = l.listen_stream(0, 0, vec!["demo://x".into()], Bytes::from_static(b"7"));
+        // From a's own connection: a only.
+        l.resource_updated(0, "demo://x", None, a.tag());
+        assert!(sa.try_next().is_some());
+        assert!(sb.try_next().is_none());
+        assert!(listen.try_next().is_none());
+        // From the shared connection: every subscriber.
+        l.resource_updated(0, "demo://x", None, 0);
+        assert!(sa.try_next().is_some());
+        assert!(sb.try_next().is_some());
+        let msg = listen.try_next().expect("the listen stream's");
+        assert!(std::str::from_utf8(&msg).is_ok_and(|m| m.contains("subscriptionId\":7")));
+        // Another URI: nobody.
+        l.resource_updated(0, "demo://y", None, 0);
+        assert!(sa.try_next().is_none() && sb.try_next().is_none() && listen.try_next().is_none());
+    }
 }

@@ -260,7 +260,7 @@ fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply)
     else {
         return;
     };
-    let up = match Upstream::dedicated(index, &parent) {
+    let up = match Upstream::dedicated(index, session, &parent) {
         Ok(up) => Arc::new(up),
         Err(e) => {
             let e = crate::error::Error::upstream(

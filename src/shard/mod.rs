@@ -45,6 +45,8 @@ pub enum LaneMsg {
     ResourceUpdated {
         upstream: u16,
         uri: Box<str>,
+        /// The session whose own connection sent it (`isolate`); 0: a shared connection's.
+        session: u64,
     },
     /// A legacy client cancelled one of its requests (told to every shard).
     Cancel {
@@ -553,9 +555,11 @@ pub(crate) async fn inbox_loop(
             LaneMsg::Cancel { session, id } => {
                 crate::mcp::relay::cancel(&ctx, session, &id, "cancelled by the client")
             }
-            LaneMsg::ResourceUpdated { upstream, uri } => {
-                crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri)
-            }
+            LaneMsg::ResourceUpdated {
+                upstream,
+                uri,
+                session,
+            } => crate::mcp::listen::on_resource_updated(&ctx, upstream, &uri, session),
             LaneMsg::Failed {
                 upstream,
                 id,

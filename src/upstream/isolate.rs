@@ -366,7 +366,7 @@ mod tests {
     }
 
     fn dedicated(index: u16, of: &Upstream) -> Arc<Upstream> {
-        let d = Arc::new(Upstream::dedicated(index, of).expect("dedicated"));
+        let d = Arc::new(Upstream::dedicated(index, 9, of).expect("dedicated"));
         ready(&d);
         d
     }

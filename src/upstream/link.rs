@@ -268,6 +268,7 @@ pub fn announce(shared: &Shared, up: &Upstream, generation: u64, frame: &Frame) 
             let _ = lane.send(LaneMsg::ResourceUpdated {
                 upstream: up.home,
                 uri: uri.clone(),
+                session: up.session,
             });
         }
     }

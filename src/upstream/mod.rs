@@ -58,6 +58,8 @@ pub struct Upstream {
     /// The configured server this runs for: `index` itself, or for a session's dedicated upstream
     /// (`isolate`) the shared one's (announcements and subscriptions are the server's).
     pub home: u16,
+    /// The session a dedicated upstream serves (its tag); 0 for a shared one.
+    pub session: u64,
     pub name: String,
     pub config: config::Server,
     pub status: ArcSwap<Status>,
@@ -86,6 +88,7 @@ impl Upstream {
         Ok(Upstream {
             index,
             home: index,
+            session: 0,
             name: cfg.name.clone(),
             config: cfg.clone(),
             status: ArcSwap::from_pointee(if cfg.enabled {
@@ -102,11 +105,12 @@ impl Upstream {
         })
     }
 
-    /// A dedicated copy of configured upstream `of` under `index` (see `isolate`): same config and
-    /// era hint, its own connection.
-    pub fn dedicated(index: u16, of: &Upstream) -> Result<Upstream, String> {
+    /// A dedicated copy of configured upstream `of` under `index` for session `session` (see
+    /// `isolate`): same config and era hint, its own connection.
+    pub fn dedicated(index: u16, session: u64, of: &Upstream) -> Result<Upstream, String> {
         let mut up = Upstream::new(index, &of.config, 0)?;
         up.home = of.index;
+        up.session = session;
         up.request_timeout = of.request_timeout;
         up.status = ArcSwap::from_pointee(Status::Starting);
         up.era_hint = AtomicU8::new(of.era_hint.load(std::sync::atomic::Ordering::Relaxed));
