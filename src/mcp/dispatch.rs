@@ -762,25 +762,46 @@ async fn subscribe(
     let Some(session) = ex.session else {
         return forward_renamed(ctx, ex, method, &route, span).await;
     };
+    let gone = || Error::downstream(ErrorKind::SessionNotFound, "Session not found");
+    if session.has_ended() {
+        return Err(gone());
+    }
+    // A session's own connection (`isolation = "session"`) holds its subscriptions itself; a
+    // shared one's are counted (`upstream::subs`).
+    let counted = !upstream::isolate::wanted(up);
     // What the session's GET stream carries: set first (the previous set tells whether the
     // session held it already), undone if the server refuses.
-    let this = |(u, original, _): &(u16, Box<str>, Box<str>)| {
-        *u == route.upstream && *original == route.original
-    };
+    let this =
+        |sub: &super::listen::Sub| sub.upstream == route.upstream && sub.original == route.original;
     let set = |on: bool| {
         session.subscriptions.rcu(|subs| {
             let mut subs: Vec<_> = subs.iter().filter(|e| !this(e)).cloned().collect();
             if on {
-                subs.push((route.upstream, route.original.clone(), uri.as_ref().into()));
+                subs.push(super::listen::Sub {
+                    upstream: route.upstream,
+                    original: route.original.clone(),
+                    public: uri.as_ref().into(),
+                    counted,
+                });
             }
             subs
         })
     };
-    let held = set(subscribing).iter().any(this);
-    if upstream::isolate::wanted(up) {
+    let before = set(subscribing);
+    let held = before.iter().find(|s| this(s)).map(|s| s.counted);
+    if subscribing && held.is_none() && before.len() >= MAX_SESSION_SUBSCRIPTIONS {
+        set(false);
+        return Err(Error::downstream(
+            ErrorKind::InvalidParams,
+            format!(
+                "a session may hold at most {MAX_SESSION_SUBSCRIPTIONS} resource subscriptions"
+            ),
+        ));
+    }
+    if !counted {
         // The session's own connection (`isolation = "session"`): its subscriptions are its own.
         let reply = forward_renamed(ctx, ex, method, &route, span).await;
-        if reply.is_err() && subscribing && !held {
+        if reply.is_err() && subscribing && held.is_none() {
             set(false);
         }
         return reply;
@@ -788,11 +809,19 @@ async fn subscribe(
     // A shared connection: the server hears the first subscribe and the last unsubscribe of all
     // its clients (`upstream::subs`); a session's repeats change nothing.
     match (subscribing, held) {
-        (true, false) => {
+        (true, None) => {
             let outcome = upstream::subs::hold(&ctx.shared, route.upstream, &route.original).await;
+            if session.has_ended() {
+                // It ended while the server was asked: `session::ended` could not see this one.
+                if matches!(outcome, Ok(ref r) if r.as_ref().is_none_or(|f| f.kind != Kind::ErrorResponse))
+                {
+                    upstream::subs::let_go(&ctx.shared, route.upstream, &route.original);
+                }
+                return Err(gone());
+            }
             match outcome {
                 Ok(Some(reply)) => {
-                    if reply.kind == crate::jsonrpc::Kind::ErrorResponse {
+                    if reply.kind == Kind::ErrorResponse {
                         set(false);
                     }
                     Ok(relay(ex, &reply))
@@ -804,13 +833,17 @@ async fn subscribe(
                 }
             }
         }
-        (false, true) => {
+        // Let go as it was held (a shared count; or, after a config change, not at all).
+        (false, Some(true)) => {
             upstream::subs::let_go(&ctx.shared, route.upstream, &route.original);
             Ok(result_body(ex.id(), b"{}"))
         }
         _ => Ok(result_body(ex.id(), b"{}")),
     }
 }
+
+/// Most resource subscriptions one legacy session may hold.
+const MAX_SESSION_SUBSCRIPTIONS: usize = 256;
 
 /// logging/setLevel reaches every ready upstream that offers logging (and the session's own
 /// connections, `isolation = "session"`).

@@ -21,8 +21,20 @@ pub const TOOLS: u8 = 1;
 pub const PROMPTS: u8 = 2;
 pub const RESOURCES: u8 = 4;
 
-/// A legacy session's resource subscriptions: (upstream, the upstream's URI, the public URI).
-pub type Subscriptions = ArcSwap<Vec<(u16, Box<str>, Box<str>)>>;
+/// One resource subscription of a legacy session.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub upstream: u16,
+    /// The URI as the upstream knows it.
+    pub original: Box<str>,
+    /// The URI as the client named it.
+    pub public: Box<str>,
+    /// Held in `upstream::subs`'s count (a shared connection), not on the session's own.
+    pub counted: bool,
+}
+
+/// A legacy session's resource subscriptions.
+pub type Subscriptions = ArcSwap<Vec<Sub>>;
 
 enum Kind {
     /// A legacy session's GET stream: all list changes its role sees, its subscribed resources.
@@ -30,7 +42,7 @@ enum Kind {
     /// A 2026-07-28 listen stream: the kinds it asked for, the URIs it subscribed to, its id.
     Listen {
         kinds: u8,
-        uris: Vec<String>,
+        uris: Vec<Sub>,
         id: Bytes,
     },
 }
@@ -54,7 +66,7 @@ impl Listeners {
     }
 
     /// A listen stream for `kinds` and resource `uris`; `id` is the listen request's raw id.
-    pub fn listen_stream(&self, role: u16, kinds: u8, uris: Vec<String>, id: Bytes) -> Rc<Sink> {
+    pub fn listen_stream(&self, role: u16, kinds: u8, uris: Vec<Sub>, id: Bytes) -> Rc<Sink> {
         self.add(role, Kind::Listen { kinds, uris, id })
     }
 
@@ -92,32 +104,45 @@ impl Listeners {
 
     /// An upstream's `notifications/resources/updated` for its URI `uri`; `session` when it came
     /// from that session's own connection (`isolate`: for its subscriptions only).
-    pub fn resource_updated(&self, upstream: u16, uri: &str, public: Option<&str>, session: u64) {
+    pub fn resource_updated(&self, upstream: u16, uri: &str, session: u64) {
         self.each(|l, sink| match &l.kind {
             Kind::Session(s) if session != 0 && s.tag() != session => {}
             Kind::Listen { .. } if session != 0 => {}
             Kind::Session(s) => {
                 let subs = s.subscriptions.load();
-                if let Some((_, _, public)) = subs
+                if let Some(sub) = subs
                     .iter()
-                    .find(|(u, original, _)| *u == upstream && &**original == uri)
+                    .find(|sub| sub.upstream == upstream && &*sub.original == uri)
                 {
                     sink.push(notification(
                         "notifications/resources/updated",
-                        json!({ "uri": &**public }),
+                        json!({ "uri": &*sub.public }),
                         None,
                     ));
                 }
             }
             Kind::Listen { uris, id, .. } => {
-                let public = public.unwrap_or(uri);
-                if uris.iter().any(|u| u == public) {
+                // Matched as the server knows it, told as the client named it.
+                if let Some(sub) = uris
+                    .iter()
+                    .find(|sub| sub.upstream == upstream && &*sub.original == uri)
+                {
                     sink.push(notification(
                         "notifications/resources/updated",
-                        json!({ "uri": public }),
+                        json!({ "uri": &*sub.public }),
                         Some(id),
                     ));
                 }
+            }
+        });
+    }
+
+    /// An open GET stream keeps its session alive: its client is there, listening (touched on
+    /// each sweep, whichever shard the session lives on).
+    pub fn touch_sessions(&self) {
+        self.each(|l, _| {
+            if let Kind::Session(s) = &l.kind {
+                s.touch();
             }
         });
     }
@@ -173,10 +198,7 @@ pub fn broadcast_lists_changed(ctx_lanes: &[flume::Sender<crate::shard::LaneMsg>
 
 /// On a shard: a resource of `upstream` was updated (`session`: see `resource_updated`).
 pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str, session: u64) {
-    let catalog = ctx.shared.catalog.load();
-    let public = catalog.public_uri(upstream, uri);
-    ctx.listeners
-        .resource_updated(upstream, uri, public.as_deref(), session);
+    ctx.listeners.resource_updated(upstream, uri, session);
 }
 
 /// On a shard: a legacy HTTP upstream's message for one client session (from its GET stream). The
@@ -185,7 +207,7 @@ pub fn on_resource_updated(ctx: &ShardCtx, upstream: u16, uri: &str, session: u6
 pub fn on_unlinked(ctx: &ShardCtx, u: &crate::upstream::stream::Unlinked) {
     use crate::jsonrpc::{splice, Kind};
     use crate::mcp::relay::{answer, respond_later, Answer};
-    let Some(up) = ctx.shared.upstream(u.upstream).cloned() else {
+    let Some(up) = ctx.shared.any_upstream(u.upstream) else {
         return;
     };
     let f = &u.frame;
@@ -299,7 +321,8 @@ pub async fn listen(
     };
     let uris = subscribe_all(ctx, who.role, &asked, &mut held).await;
     if !uris.is_empty() {
-        honoured.insert("resourceSubscriptions".into(), json!(uris));
+        let named: Vec<&str> = uris.iter().map(|s| &*s.public).collect();
+        honoured.insert("resourceSubscriptions".into(), json!(named));
     }
     let id = Bytes::copy_from_slice(frame.id_raw().unwrap_or(b"null"));
     let sink = ctx
@@ -323,13 +346,13 @@ async fn subscribe_all(
     role: u16,
     asked: &[&str],
     held: &mut crate::upstream::subs::Held,
-) -> Vec<String> {
+) -> Vec<Sub> {
     use crate::upstream::subs;
     let catalog = ctx.shared.catalog.load();
     let view = super::dispatch::role_view(&catalog, role);
-    let mut uris = Vec::new();
+    let mut uris: Vec<Sub> = Vec::new();
     for uri in asked {
-        if uris.iter().any(|u| u == uri) {
+        if uris.iter().any(|u| &*u.public == *uri) {
             continue;
         }
         let Some(route) = catalog.resource_route(uri).filter(|r| {
@@ -348,7 +371,12 @@ async fn subscribe_all(
             Ok(Some(reply)) if reply.kind == crate::jsonrpc::Kind::ErrorResponse => {}
             Ok(_) => {
                 held.uris.push((route.upstream, route.original.clone()));
-                uris.push((*uri).to_owned());
+                uris.push(Sub {
+                    upstream: route.upstream,
+                    original: route.original.clone(),
+                    public: (*uri).into(),
+                    counted: true,
+                });
             }
             Err(e) => tracing::debug!(%uri, "listen: not subscribed: {e}"),
         }
@@ -369,28 +397,38 @@ mod tests {
             sessions.create(1, 0, "2025-11-25", Value::Null, Value::Null),
         );
         for s in [&a, &b] {
-            s.subscriptions
-                .store(Arc::new(vec![(0, "demo://x".into(), "demo://x".into())]));
+            s.subscriptions.store(Arc::new(vec![Sub {
+                upstream: 0,
+                original: "demo://x".into(),
+                public: "demo://x".into(),
+                counted: true,
+            }]));
         }
         let l = Listeners::default();
         let (sa, sb) = (
             l.session_stream(0, a.clone()),
             l.session_stream(0, b.clone()),
         );
-        let listen = l.listen_stream(0, 0, vec!["demo://x".into()], Bytes::from_static(b"7"));
+        let sub = Sub {
+            upstream: 0,
+            original: "demo://x".into(),
+            public: "demo://x".into(),
+            counted: true,
+        };
+        let listen = l.listen_stream(0, 0, vec![sub], Bytes::from_static(b"7"));
         // From a's own connection: a only.
-        l.resource_updated(0, "demo://x", None, a.tag());
+        l.resource_updated(0, "demo://x", a.tag());
         assert!(sa.try_next().is_some());
         assert!(sb.try_next().is_none());
         assert!(listen.try_next().is_none());
         // From the shared connection: every subscriber.
-        l.resource_updated(0, "demo://x", None, 0);
+        l.resource_updated(0, "demo://x", 0);
         assert!(sa.try_next().is_some());
         assert!(sb.try_next().is_some());
         let msg = listen.try_next().expect("the listen stream's");
         assert!(std::str::from_utf8(&msg).is_ok_and(|m| m.contains("subscriptionId\":7")));
         // Another URI: nobody.
-        l.resource_updated(0, "demo://y", None, 0);
+        l.resource_updated(0, "demo://y", 0);
         assert!(sa.try_next().is_none() && sb.try_next().is_none() && listen.try_next().is_none());
     }
 }

@@ -31,6 +31,8 @@ pub struct Session {
     last_seen_ms: AtomicU64,
     /// Resources it subscribed to (swapped whole on change; read by GET streams on any shard).
     pub subscriptions: super::listen::Subscriptions,
+    /// Set by `ended`: what is held upstream for it has been let go.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -47,6 +49,11 @@ impl Session {
     /// A number naming this session among clients (from its random id; never 0).
     pub fn tag(&self) -> u64 {
         tag_of(&self.id)
+    }
+
+    /// Has it ended (`ended` ran)?
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Does the client declare capability `name` (`sampling`, `elicitation`, `roots`)?
@@ -81,16 +88,13 @@ pub enum SessionMsg {
 /// for it goes — its dedicated connections, its resource subscriptions on shared ones.
 pub fn ended(shared: &crate::shard::Shared, s: &Session) {
     use crate::upstream::{isolate, subs};
+    // First: a subscribe in flight sees it after holding and lets go itself.
+    s.ended.store(true, Ordering::Release);
     isolate::release(shared, &s.id);
     // Swapped out whole: a DELETE racing the expiry lets go once.
     let held = s.subscriptions.swap(Arc::new(Vec::new()));
-    for (u, original, _) in held.iter() {
-        let shared_conn = shared
-            .upstream(*u)
-            .is_some_and(|up| up.config.isolation == crate::config::Isolation::Shared);
-        if shared_conn {
-            subs::let_go(shared, *u, original);
-        }
+    for sub in held.iter().filter(|sub| sub.counted) {
+        subs::let_go(shared, sub.upstream, &sub.original);
     }
 }
 
@@ -156,6 +160,7 @@ impl Sessions {
             created: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
             subscriptions: Default::default(),
+            ended: Default::default(),
         });
         self.table.borrow_mut().insert(s.id.clone(), s.clone());
         s

@@ -121,7 +121,7 @@ pub fn run(
                         publish_isolated(&st);
                         for up in stop {
                             tracing::debug!(server = %up.name, index = up.index, "session ended: its own connection stops");
-                            isolate::stop(&up);
+                            monoio::spawn(isolate::stop_for_good(up));
                         }
                     }
                 }
@@ -207,13 +207,10 @@ async fn bring_up(st: Rc<State>, up: Arc<Upstream>, first_wait: Duration) {
                 let changed = publish(&st);
                 up.set_ready(hs);
                 crate::mcp::listen::broadcast_lists_changed(&st.shared.lanes, changed);
-                // A restarted server forgot what clients subscribed to: ask again.
-                let held = st.subs.borrow().held_on(up.index);
-                for uri in held {
-                    if let Err(e) = hold_upstream(&st, &up, &uri).await {
-                        tracing::warn!(server = %up.name, %uri, "subscribing again after a restart: {e}");
-                    }
-                }
+                // A restarted server forgot what clients subscribed to: ask again, in a task of
+                // its own (this loop's `starting` mark must go first, or a death meanwhile would
+                // not be restarted).
+                monoio::spawn(resubscribe(st.clone(), up.clone()));
                 break;
             }
             Err(e) => {
@@ -275,9 +272,18 @@ fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply)
     monoio::spawn(async move {
         let outcome = match supervisor::start(&st.shared, &st.lane, &up).await {
             Ok(hs) => {
-                tracing::info!(server = %up.name, index, era = %hs.version, "a session's own connection is up");
                 up.set_ready(Arc::new(hs));
-                Ok(up.clone())
+                // Still connected after saying so: a death just before would have been
+                // overwritten, and its exit not counted (the book still had it starting).
+                if isolate::connected(&up) {
+                    tracing::info!(server = %up.name, index, "a session's own connection is up");
+                    Ok(up.clone())
+                } else {
+                    Err(crate::error::Error::upstream(
+                        crate::error::ErrorKind::UpstreamUnavailable,
+                        format!("server {:?} exited right after starting", up.name),
+                    ))
+                }
             }
             Err(e) => {
                 tracing::warn!(server = %up.name, "a session's own connection failed to start: {e}");
@@ -288,7 +294,7 @@ fn isolate_for(st: &Rc<State>, server: u16, session: u64, reply: isolate::Reply)
         let late = st.keeper.borrow_mut().started(session, server, outcome);
         publish_isolated(&st);
         if let Some(up) = late {
-            isolate::stop(&up);
+            isolate::stop_for_good(up).await;
         }
     });
 }
@@ -303,6 +309,21 @@ async fn subscribe_upstream(st: Rc<State>, upstream: u16, uri: Box<str>) {
     };
     if st.subs.borrow_mut().subscribed(upstream, &uri, outcome) {
         unsubscribe_upstream(st, upstream, uri).await;
+    }
+}
+
+/// Hold again on `up` what clients hold there (it restarted, or forgot its session). A URI whose
+/// last holder left meanwhile is let go at once.
+async fn resubscribe(st: Rc<State>, up: Arc<Upstream>) {
+    let held = st.subs.borrow().held_on(up.index);
+    for uri in held {
+        if let Err(e) = hold_upstream(&st, &up, &uri).await {
+            tracing::warn!(server = %up.name, %uri, "subscribing again: {e}");
+            continue;
+        }
+        if st.subs.borrow().holders(up.index, &uri) == 0 {
+            unsubscribe_upstream(st.clone(), up.index, uri).await;
+        }
     }
 }
 

@@ -605,6 +605,7 @@ async fn session_sweeper(ctx: Rc<ShardCtx>) {
         ctx.streams.sweep(Duration::from_millis(
             ctx.shared.config.gateway.resume.replay_grace_ms,
         ));
+        ctx.listeners.touch_sessions();
         for session in ctx.sessions.expire(ctx.index(), idle) {
             let id = &session.id;
             tracing::debug!(session = %id, "session expired");

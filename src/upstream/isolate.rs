@@ -125,6 +125,35 @@ pub fn stop(up: &Upstream) {
     }
 }
 
+/// Is its connection (child, event stream) still there?
+pub fn connected(up: &Upstream) -> bool {
+    match &up.transport {
+        Transport::Stdio(s) => s.slot.current().is_some(),
+        Transport::Sse(s) => s.slot.current().is_some(),
+        Transport::Http(_) => true,
+    }
+}
+
+/// How long a dedicated child has to exit after SIGTERM before it is killed.
+const KILL_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `stop`, then SIGKILL for a child still there after `KILL_AFTER` (a session's end must not
+/// leave processes behind). Run as a task of the control thread.
+pub async fn stop_for_good(up: Arc<Upstream>) {
+    stop(&up);
+    let Transport::Stdio(s) = &up.transport else {
+        return;
+    };
+    let until = std::time::Instant::now() + KILL_AFTER;
+    while s.pid().is_some() && std::time::Instant::now() < until {
+        monoio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if s.pid().is_some() {
+        tracing::warn!(server = %up.name, "a session's own child ignored SIGTERM; killed");
+        s.kill();
+    }
+}
+
 enum Entry {
     /// Being started under `index`; `waiters` get the outcome. `released`: the session ended
     /// meanwhile, so the upstream is stopped as soon as it is up.

@@ -503,6 +503,12 @@ impl<'a> Router<'a> {
                 self.to_lane(id, frame);
                 return;
             }
+            // A session's own connection: between calls, its requests (a `roots/list` after
+            // `initialized`, say) are that session's, on its GET stream.
+            Origin::Nobody if up.session != 0 => {
+                super::stream::offer(self.shared, up.index, up.session, frame);
+                return;
+            }
             Origin::Nobody => "no client request is in flight on this server".to_owned(),
             Origin::Ambiguous(n) => format!(
                 "requests of {n} clients are in flight on this server and its transport does not say which one this is for"
@@ -550,6 +556,9 @@ impl<'a> Router<'a> {
         } else if method == "notifications/message" {
             match self.inflight.origin() {
                 Origin::Call(id) => self.to_lane(id, frame),
+                Origin::Nobody if up.session != 0 => {
+                    super::stream::offer(self.shared, up.index, up.session, frame)
+                }
                 _ => {
                     tracing::debug!(server = %up.name, "a log message for no single client; dropped")
                 }

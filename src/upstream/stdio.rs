@@ -103,13 +103,24 @@ impl StdioUpstream {
         self.slot.current().map(|c| c.handle)
     }
 
-    /// Ask the child to stop (SIGTERM); the reader thread sees it go.
+    /// Ask the child to stop (SIGTERM to its process group: a wrapper such as `npx` and what it
+    /// started); the reader thread sees it go.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Stop the child now (SIGKILL to its process group), when it ignored `terminate`.
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
         if let Some(pid) = self.pid() {
-            // Safety: plain kill(2) on a pid we spawned; a stale pid is the only risk and the
-            // reader thread reaps the child, so it stays ours until then.
+            // Safety: plain kill(2) on the process group of a child we spawned with its own group
+            // (pgid = pid); a stale pid is the only risk and the reader thread reaps the child,
+            // so it stays ours until then.
             unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                libc::kill(-(pid as libc::pid_t), sig);
             }
         }
     }

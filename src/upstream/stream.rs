@@ -121,6 +121,23 @@ pub struct Unlinked {
     left: AtomicUsize,
 }
 
+/// Offer `frame` of upstream `upstream` to every shard for session `session`'s GET stream.
+pub fn offer(shared: &Shared, upstream: u16, session: u64, frame: Frame) {
+    let shards = shared.lanes.len().saturating_sub(1);
+    let offer = Arc::new(Unlinked {
+        upstream,
+        session,
+        frame,
+        claimed: AtomicBool::new(false),
+        left: AtomicUsize::new(shards),
+    });
+    for lane in shared.lanes.iter().skip(1) {
+        if lane.send(LaneMsg::Unlinked(offer.clone())).is_err() {
+            let _ = offer.unclaimed_at_last(); // stopping: nobody will answer anyway
+        }
+    }
+}
+
 impl Unlinked {
     /// True for the one shard that takes it.
     pub fn claim(&self) -> bool {
@@ -381,21 +398,7 @@ impl<'a> Reader<'a> {
     /// call itself (a 2026-07-28 client's held call, whose origin is its own id).
     fn deliver(&self, id: u64, frame: Frame) {
         match self.inflight.origin_of(id) {
-            Some(session) if session != id => {
-                let shards = self.shared.lanes.len().saturating_sub(1);
-                let offer = Arc::new(Unlinked {
-                    upstream: self.up.index,
-                    session,
-                    frame,
-                    claimed: AtomicBool::new(false),
-                    left: AtomicUsize::new(shards),
-                });
-                for lane in self.shared.lanes.iter().skip(1) {
-                    if lane.send(LaneMsg::Unlinked(offer.clone())).is_err() {
-                        let _ = offer.unclaimed_at_last(); // stopping: nobody will answer anyway
-                    }
-                }
-            }
+            Some(session) if session != id => offer(self.shared, self.up.index, session, frame),
             _ => self.to_lane(id, frame),
         }
     }

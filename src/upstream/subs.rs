@@ -378,6 +378,10 @@ fn hold_http(
                 if let Ok(s) = stream.socket().try_clone() {
                     socket.store(Some(Arc::new(s)));
                 }
+                // Ended while connecting: `end` found no socket to shut.
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
                 while let Ok(Some(ev)) = stream.next_event() {
                     let Ok(f) = Frame::parse(Bytes::from(ev.data.into_bytes())) else {
                         continue;

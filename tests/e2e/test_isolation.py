@@ -146,3 +146,24 @@ async def test_dedicated_children_are_bounded_and_stop_with_their_session(
         r = await c.call_tool("everything__echo", {"message": "third"})
         assert not r.is_error, r
         assert gw.health()["upstreams"][0]["sessions"] == 2
+
+
+async def test_a_dedicated_childs_requests_between_calls_reach_its_session(
+    start_gateway: StartGateway, tmp_path
+) -> None:
+    """server-everything asks `roots/list` right after `initialized`, with no call in flight. On a
+    shared child nobody could be named; on a session's own child it is that session's, asked on
+    its GET stream."""
+    gw = start(start_gateway, tmp_path, "session")
+    asked: list[str] = []
+
+    async def roots(context) -> types.ListRootsResult:
+        asked.append("roots/list")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///home/Ada", name="home")])
+
+    async with Client(gw.url, mode="legacy", cache=None, list_roots_callback=roots) as client:
+        r = await client.call_tool("everything__echo", {"message": "start my child"})
+        assert not r.is_error, r
+        await eventually(lambda: bool(asked), "the child's roots/list reached the session", timeout=10)
+        r = await client.call_tool("everything__get-roots-list", {})
+        assert "file:///home/Ada" in r.content[0].text, r
