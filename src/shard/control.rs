@@ -134,6 +134,11 @@ pub fn run(
                         monoio::spawn(subscribe_upstream(st.clone(), upstream, uri));
                     }
                 }
+                ControlMsg::Resubscribe { upstream } => {
+                    if let Some(up) = shared.upstream(upstream).cloned() {
+                        monoio::spawn(resubscribe(st.clone(), up));
+                    }
+                }
                 ControlMsg::Unsubscribe { upstream, uri } => {
                     if st.subs.borrow_mut().unsubscribe(upstream, &uri) {
                         monoio::spawn(unsubscribe_upstream(st.clone(), upstream, uri));

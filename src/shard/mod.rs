@@ -120,6 +120,11 @@ pub enum ControlMsg {
         upstream: u16,
         uri: Box<str>,
     },
+    /// A Streamable HTTP server forgot the gateway's session (a new one was opened): subscribe
+    /// again to what clients hold there.
+    Resubscribe {
+        upstream: u16,
+    },
     Stop,
 }
 

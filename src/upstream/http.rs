@@ -29,6 +29,9 @@ pub struct HttpUpstream {
     session: ArcSwapOption<String>,
     /// The legacy session's GET stream.
     pub standing: super::stream::Standing,
+    /// The control thread's inbox, told when the server forgot our session and a new one was
+    /// opened (what clients subscribed to must be asked again). Set at the first handshake.
+    pub control: std::sync::OnceLock<flume::Sender<crate::shard::ControlMsg>>,
 }
 
 impl HttpUpstream {
@@ -38,6 +41,7 @@ impl HttpUpstream {
             headers: headers.to_vec(),
             session: ArcSwapOption::empty(),
             standing: Default::default(),
+            control: Default::default(),
         })
     }
 
@@ -292,6 +296,10 @@ impl HttpUpstream {
                 tracing::info!(server = %up.name, "upstream forgot our session; initializing a new one");
                 self.session.compare_and_swap(&session, None);
                 Box::pin(self.legacy_handshake(lane, up, deadline)).await?;
+                if let Some(control) = self.control.get() {
+                    let _ =
+                        control.send(crate::shard::ControlMsg::Resubscribe { upstream: up.index });
+                }
                 continue;
             }
             return find_reply(up, &out, id);

@@ -98,6 +98,7 @@ pub async fn start(
         up.era_hint.store(HINT_LEGACY, Ordering::Relaxed);
         if let Transport::Http(h) = &up.transport {
             h.standing.start(shared, up, &hs);
+            let _ = h.control.set(shared.control.clone());
         }
     }
     Ok(hs)

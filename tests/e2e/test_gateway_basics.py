@@ -8,8 +8,10 @@ import signal
 import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 from conftest import Gateway, StartGateway, _wait_for_port, free_port
+from mcp import Client, types
 from harness import EVERYTHING_JS, HANDSHAKE_ERAS, MODERN_VERSION, connect_gateway, everything_http, list_all, node_executable
 
 pytestmark = pytest.mark.anyio
@@ -80,6 +82,39 @@ async def test_http_upstream_session_is_renewed_when_the_upstream_forgets_it(sta
             proc = _start_everything_http(port, log)
             second = await client.call_tool("web__echo", {"message": "after"})
             assert second.content[0].text == "Echo: after"
+        assert "forgot our session" in gw.stderr(), gw.stderr()[-2000:]
+    finally:
+        _stop(proc)
+
+
+async def test_subscriptions_are_asked_again_when_an_http_upstream_forgets_the_session(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    """After the transparent renewal, the gateway subscribes the new upstream session to what its
+    clients hold, so their updates keep coming."""
+    port = free_port()
+    log = tmp_path / "everything-http.log"
+    proc = _start_everything_http(port, log)
+    updates: list[str] = []
+
+    async def inbox(message) -> None:
+        n = getattr(message, "root", message)
+        if isinstance(n, types.ResourceUpdatedNotification):
+            updates.append(str(n.params.uri))
+
+    try:
+        gw = start_gateway([everything_http(f"http://127.0.0.1:{port}/mcp", "web")])
+        async with Client(gw.url, mode="legacy", cache=None, message_handler=inbox) as client:
+            uri = str((await client.list_resources()).resources[0].uri)
+            await client.subscribe_resource(uri)
+            _stop(proc)
+            proc = _start_everything_http(port, log)
+            r = await client.call_tool("web__toggle-subscriber-updates", {})  # renews the session
+            assert not r.is_error, r
+            with anyio.fail_after(25):
+                while uri not in updates:
+                    await anyio.sleep(0.1)
+            await client.call_tool("web__toggle-subscriber-updates", {})
         assert "forgot our session" in gw.stderr(), gw.stderr()[-2000:]
     finally:
         _stop(proc)
