@@ -164,6 +164,24 @@ impl Shared {
         self.upstreams.get(index as usize)
     }
 
+    /// Ask the control thread and await its answer (`make` wraps the reply's sender in the
+    /// message).
+    pub async fn ask_control<T>(
+        &self,
+        make: impl FnOnce(flume::Sender<Result<T, crate::error::Error>>) -> ControlMsg,
+    ) -> Result<T, crate::error::Error> {
+        let (reply, answer) = flume::bounded(1);
+        let stopping = || {
+            crate::error::Error::new(
+                crate::error::ErrorKind::ShuttingDown,
+                crate::error::Source::Internal,
+                "the gateway is stopping",
+            )
+        };
+        self.control.send(make(reply)).map_err(|_| stopping())?;
+        answer.recv_async().await.map_err(|_| stopping())?
+    }
+
     /// A configured upstream or a session's dedicated one (for what names an upstream by the index
     /// its messages carried).
     pub fn any_upstream(&self, index: u16) -> Option<Arc<Upstream>> {

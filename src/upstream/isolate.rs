@@ -82,23 +82,13 @@ pub async fn dedicated(
             return Ok(d.clone());
         }
     }
-    let (reply, answer) = flume::bounded(1);
-    let gone = || {
-        Error::new(
-            ErrorKind::ShuttingDown,
-            crate::error::Source::Internal,
-            "the gateway is stopping",
-        )
-    };
     shared
-        .control
-        .send(ControlMsg::Isolate {
+        .ask_control(|reply| ControlMsg::Isolate {
             server: up.index,
             session,
             reply,
         })
-        .map_err(|_| gone())?;
-    answer.recv_async().await.map_err(|_| gone())?
+        .await
 }
 
 /// Session `id` ended (DELETE or expiry): control stops its dedicated upstreams, if any server

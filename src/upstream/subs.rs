@@ -134,23 +134,13 @@ pub fn offered(up: &Upstream) -> bool {
 
 /// On a shard: hold `uri` (the server's own URI) of shared upstream `upstream` for a client.
 pub async fn hold(shared: &Shared, upstream: u16, uri: &str) -> Outcome {
-    let (reply, answer) = flume::bounded(1);
-    let stopping = || {
-        Error::new(
-            ErrorKind::ShuttingDown,
-            crate::error::Source::Internal,
-            "the gateway is stopping",
-        )
-    };
     shared
-        .control
-        .send(ControlMsg::Subscribe {
+        .ask_control(|reply| ControlMsg::Subscribe {
             upstream,
             uri: uri.into(),
             reply,
         })
-        .map_err(|_| stopping())?;
-    answer.recv_async().await.map_err(|_| stopping())?
+        .await
 }
 
 /// On a shard: a client lets go of what `hold` gave it.
