@@ -1,14 +1,17 @@
 //! The frame: a zero-copy view of one JSON-RPC message.
 //!
-//! One pass with sonic-rs's lazy object iterator over the top level (values skipped with SIMD and
-//! validated, not built), and, for requests, one more over `params` to find `name`, `uri` and `_meta`.
-//! Everything else stays as byte spans of the original buffer so it can be forwarded untouched.
-//! `benches/frame_parse.rs` compares this with serde_json and simd-json.
+//! One validating walk of the whole message (`scan`) records the spans of the members the gateway
+//! reads: the top level, `params`, `params._meta` and `result`. Everything else stays as byte spans
+//! of the original buffer so it can be forwarded untouched. Messages the walk does not take (every
+//! error, escaped member names, duplicates, deep nesting) go through sonic-rs's lazy object iterator
+//! instead, which gives them their exact answers. `benches/frame_parse.rs` compares the parsers.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use sonic_rs::JsonValueTrait;
+
+mod scan;
 
 /// A half-open byte range `[start, end)` into the frame's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,7 @@ pub enum FrameError {
 }
 
 /// One parsed JSON-RPC message over its own buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     buf: Bytes,
     pub kind: Kind,
@@ -72,7 +75,7 @@ pub struct Frame {
 /// Spans of members below the top level: of `params` (`requestState`, `inputResponses`), of
 /// `params._meta` (`progressToken`, the 2026-07-28 version, capabilities and log level) and of a
 /// response's `result` (`resultType`, `requestState`, `ttlMs`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Picked {
     request_state: Option<Span>,
     input_responses: Option<Span>,
@@ -89,6 +92,64 @@ impl Frame {
     /// Parse one JSON-RPC message. Batches (arrays) are refused as invalid: no revision the gateway
     /// serves after 2025-03-26 allows them, and the gateway does not offer them to 2025-03-26 clients.
     pub fn parse(buf: Bytes) -> Result<Frame, FrameError> {
+        match scan::frame(buf) {
+            Ok(f) => Ok(f),
+            Err(buf) => Frame::parse_sonic(buf),
+        }
+    }
+
+    /// A frame over `buf` with no member found yet.
+    fn empty(buf: Bytes) -> Frame {
+        Frame {
+            buf,
+            kind: Kind::Request,
+            id: None,
+            method: None,
+            params: None,
+            result: None,
+            error: None,
+            name: None,
+            uri: None,
+            meta: None,
+            arguments: None,
+            picked: Picked::default(),
+        }
+    }
+
+    /// The checks after the top level of `buf` was walked: the version, the id's type and the kind.
+    fn classify(&mut self, buf: &[u8], version_ok: bool) -> Result<(), FrameError> {
+        if !version_ok {
+            return Err(FrameError::Invalid("jsonrpc must be \"2.0\""));
+        }
+        if let Some(id) = self.id {
+            match buf[id.start as usize] {
+                b'"' | b'-' | b'0'..=b'9' => {}
+                b'n' if self.method.is_none() => {} // error responses to unparseable requests carry null
+                _ => return Err(FrameError::Invalid("id must be a string or a number")),
+            }
+        }
+        self.kind = match (
+            self.method.is_some(),
+            self.id.is_some(),
+            self.result.is_some(),
+            self.error.is_some(),
+        ) {
+            (true, true, false, false) => Kind::Request,
+            (true, false, false, false) => Kind::Notification,
+            (false, true, true, false) => Kind::Response,
+            (false, true, false, true) => Kind::ErrorResponse,
+            _ => {
+                return Err(FrameError::Invalid(
+                    "not a JSON-RPC request, notification or response",
+                ))
+            }
+        };
+        Ok(())
+    }
+
+    /// The sonic-rs walk: the top level with validation, then `params`, `params._meta` and
+    /// `result` again. Gives every malformed or unusual message its answer.
+    fn parse_sonic(buf: Bytes) -> Result<Frame, FrameError> {
         let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
         match first {
             Some(b'{') => {}
@@ -105,20 +166,7 @@ impl Frame {
                 return Err(FrameError::Invalid("a JSON-RPC message is a JSON object"));
             }
         }
-        let mut f = Frame {
-            buf: Bytes::new(),
-            kind: Kind::Request,
-            id: None,
-            method: None,
-            params: None,
-            result: None,
-            error: None,
-            name: None,
-            uri: None,
-            meta: None,
-            arguments: None,
-            picked: Picked::default(),
-        };
+        let mut f = Frame::empty(Bytes::new());
         let mut version_ok = false;
         let mut last_end = 0usize;
         let mut seen = 0u8;
@@ -169,32 +217,7 @@ impl Frame {
             seen |= bit;
         }
         check_trailer(&buf, last_end)?;
-        if !version_ok {
-            return Err(FrameError::Invalid("jsonrpc must be \"2.0\""));
-        }
-        if let Some(id) = f.id {
-            match buf[id.start as usize] {
-                b'"' | b'-' | b'0'..=b'9' => {}
-                b'n' if f.method.is_none() => {} // error responses to unparseable requests carry null
-                _ => return Err(FrameError::Invalid("id must be a string or a number")),
-            }
-        }
-        f.kind = match (
-            f.method.is_some(),
-            f.id.is_some(),
-            f.result.is_some(),
-            f.error.is_some(),
-        ) {
-            (true, true, false, false) => Kind::Request,
-            (true, false, false, false) => Kind::Notification,
-            (false, true, true, false) => Kind::Response,
-            (false, true, false, true) => Kind::ErrorResponse,
-            _ => {
-                return Err(FrameError::Invalid(
-                    "not a JSON-RPC request, notification or response",
-                ))
-            }
-        };
+        f.classify(&buf, version_ok)?;
         if let Some(p) = params_value {
             // Already validated by the first pass: iterate without validating again.
             let Some(members) = p.into_object_iter() else {
