@@ -238,10 +238,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
     h.path = path.split('?').next().unwrap_or("/").to_owned();
     for hd in req.headers.iter() {
         let name = hd.name;
-        let value = || match std::str::from_utf8(hd.value) {
-            Ok(v) => v.trim().to_owned(),
-            Err(_) => String::from_utf8_lossy(hd.value).trim().to_owned(),
-        };
+        let value = || super::header_text(hd.value).into_owned();
         if name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(hd.value)
                 .ok()

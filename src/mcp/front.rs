@@ -360,9 +360,9 @@ fn accepts_all<const N: usize>(head: &Head, media: [&str; N]) -> [bool; N] {
     let Some(accept) = head.accept.as_deref() else {
         return found;
     };
+    let majors = media.map(|m| m.split('/').next().unwrap_or(""));
     for t in crate::http::media_types(accept) {
-        for (m, hit) in media.iter().zip(found.iter_mut()) {
-            let major = m.split('/').next().unwrap_or("");
+        for ((m, major), hit) in media.iter().zip(majors).zip(found.iter_mut()) {
             *hit |= t.eq_ignore_ascii_case(m)
                 || t == "*/*"
                 || t.strip_suffix("/*")
