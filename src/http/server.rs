@@ -1,11 +1,15 @@
 //! The front's HTTP/1.1 server codec: read one request (head with httparse, then a Content-Length or
 //! chunked body, within limits) from a connection's buffer, and encode responses.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::time::Sleep;
 
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::io::read_more;
@@ -95,10 +99,12 @@ impl ReadError {
 
 /// Read one request from `stream`. `buf` holds bytes already received (pipelining) and is handed back
 /// holding whatever followed this request.
+/// `timer` is the connection's one timer, reset for each read (see `within`).
 pub async fn read_request<S>(
     stream: &mut S,
     mut buf: Vec<u8>,
     limits: &Limits,
+    mut timer: Pin<&mut Sleep>,
 ) -> (Result<(Head, Bytes), ReadError>, Vec<u8>)
 where
     S: AsyncReadRent + AsyncWriteRentExt,
@@ -121,9 +127,9 @@ where
         } else {
             limits.read.saturating_sub(started.elapsed())
         };
-        let (res, b) = match monoio::time::timeout(wait, read_more(stream, buf)).await {
-            Ok(r) => r,
-            Err(_) => {
+        let (res, b) = match within(timer.as_mut(), wait, read_more(stream, buf)).await {
+            Some(r) => r,
+            None => {
                 return (
                     Err(
                         if started.elapsed() >= limits.idle && limits.idle >= limits.read {
@@ -178,7 +184,7 @@ where
             if dec.is_done() {
                 return (Ok((head, Bytes::from(body))), buf);
             }
-            let (res, b) = read_with_deadline(stream, buf, deadline).await;
+            let (res, b) = read_with_deadline(stream, buf, deadline, timer.as_mut()).await;
             buf = b;
             if let Err(e) = res {
                 return (Err(e), buf);
@@ -187,7 +193,7 @@ where
     }
     let len = head.content_length.unwrap_or(0);
     while buf.len() < len {
-        let (res, b) = read_with_deadline(stream, buf, deadline).await;
+        let (res, b) = read_with_deadline(stream, buf, deadline, timer.as_mut()).await;
         buf = b;
         if let Err(e) = res {
             return (Err(e), buf);
@@ -202,14 +208,39 @@ async fn read_with_deadline<S: AsyncReadRent>(
     stream: &mut S,
     buf: Vec<u8>,
     deadline: std::time::Instant,
+    timer: Pin<&mut Sleep>,
 ) -> (Result<(), ReadError>, Vec<u8>) {
     let wait = deadline.saturating_duration_since(std::time::Instant::now());
-    match monoio::time::timeout(wait, read_more(stream, buf)).await {
-        Err(_) => (Err(ReadError::SlowRequest), Vec::new()),
-        Ok((Ok(0), b)) => (Err(ReadError::Closed), b),
-        Ok((Ok(_), b)) => (Ok(()), b),
-        Ok((Err(e), b)) => (Err(ReadError::Io(e)), b),
+    match within(timer, wait, read_more(stream, buf)).await {
+        None => (Err(ReadError::SlowRequest), Vec::new()),
+        Some((Ok(0), b)) => (Err(ReadError::Closed), b),
+        Some((Ok(_), b)) => (Ok(()), b),
+        Some((Err(e), b)) => (Err(ReadError::Io(e)), b),
     }
+}
+
+/// `monoio::time::timeout(wait, fut)` on a timer the caller keeps: `fut`'s output, or `None` when
+/// `wait` passes first (`fut` is polled first, as `Timeout` does). A new timer per read cost an
+/// insertion into the timer wheel and a removal per request; resetting a kept one to a later
+/// deadline only moves its expiry (the wheel re-files it when the old one comes).
+pub async fn within<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    wait: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    match monoio::time::Instant::now().checked_add(wait) {
+        Some(deadline) => timer.as_mut().reset(deadline),
+        // Past the end of time: the timer never fires (as `timeout` makes it).
+        None => return Some(fut.await),
+    }
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Parse a head; `Ok(None)` = incomplete.

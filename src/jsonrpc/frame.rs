@@ -286,7 +286,16 @@ impl Frame {
 
     /// The id as an unsigned integer, when it is one (the gateway's own upstream ids are).
     pub fn id_u64(&self) -> Option<u64> {
-        std::str::from_utf8(self.id_raw()?).ok()?.parse().ok()
+        // What `str::parse::<u64>` takes from a JSON value (digits; a JSON number has no `+`),
+        // without its UTF-8 check.
+        let raw = self.id_raw()?;
+        if raw.is_empty() {
+            return None;
+        }
+        raw.iter().try_fold(0u64, |n, &b| {
+            let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+            n.checked_mul(10)?.checked_add(u64::from(d))
+        })
     }
 
     /// The method name, unescaped.
@@ -492,6 +501,19 @@ mod tests {
         assert_eq!(f.kind, Kind::Request);
         assert_eq!(f.id_raw(), Some(&b"17"[..]));
         assert_eq!(f.id_u64(), Some(17));
+        for (id, want) in [
+            ("0", Some(0)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-1", None),
+            ("1.5", None),
+            ("1e3", None),
+            ("\"7\"", None),
+        ] {
+            let f = parse(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#)).unwrap();
+            assert_eq!(f.id_u64(), want, "{id}");
+            assert_eq!(f.id_u64(), id.parse::<u64>().ok(), "{id}");
+        }
         assert_eq!(f.method().as_deref(), Some("tools/call"));
         assert_eq!(f.name().as_deref(), Some("a__echo"));
         assert_eq!(f.slice(f.name_span().unwrap()), b"\"a__echo\"");

@@ -209,6 +209,7 @@ impl<'a> Scan<'a> {
         self.span(start)
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -216,6 +217,7 @@ impl<'a> Scan<'a> {
     }
 
     /// The next byte that is not whitespace, consumed.
+    #[inline(always)]
     fn next(&mut self) -> Option<u8> {
         self.ws();
         let c = *self.b.get(self.i)?;
@@ -265,6 +267,7 @@ impl<'a> Scan<'a> {
 
     /// Past a string's opening quote: to just past its closing quote. `Some(true)` when it holds
     /// an escape.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
@@ -413,6 +416,7 @@ impl<'a> Scan<'a> {
 
 /// In a string's bytes: the offset of the first `"`, `\\` or control character (`bytes.len()` when
 /// there is none), and whether a byte >= 0x80 came before it.
+#[inline(always)]
 fn special(bytes: &[u8]) -> (usize, bool) {
     #[cfg(target_arch = "x86_64")]
     let (mut i, high) = match special_sse2(bytes) {
@@ -435,6 +439,7 @@ fn special(bytes: &[u8]) -> (usize, bool) {
 /// `special` 16 bytes at a time: `Ok` with the answer when a block holds the byte, else `Err` with
 /// where the last whole block ended (the caller finishes byte by byte).
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn special_sse2(bytes: &[u8]) -> Result<(usize, bool), (usize, bool)> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
