@@ -127,7 +127,7 @@ where
         } else {
             limits.read.saturating_sub(started.elapsed())
         };
-        let (res, b) = match within(timer.as_mut(), wait, read_more(stream, buf)).await {
+        let (res, b) = match within(timer.as_mut(), after(wait), read_more(stream, buf)).await {
             Some(r) => r,
             None => {
                 return (
@@ -211,7 +211,7 @@ async fn read_with_deadline<S: AsyncReadRent>(
     timer: Pin<&mut Sleep>,
 ) -> (Result<(), ReadError>, Vec<u8>) {
     let wait = deadline.saturating_duration_since(std::time::Instant::now());
-    match within(timer, wait, read_more(stream, buf)).await {
+    match within(timer, after(wait), read_more(stream, buf)).await {
         None => (Err(ReadError::SlowRequest), Vec::new()),
         Some((Ok(0), b)) => (Err(ReadError::Closed), b),
         Some((Ok(_), b)) => (Ok(()), b),
@@ -219,18 +219,25 @@ async fn read_with_deadline<S: AsyncReadRent>(
     }
 }
 
-/// `monoio::time::timeout(wait, fut)` on a timer the caller keeps: `fut`'s output, or `None` when
-/// `wait` passes first (`fut` is polled first, as `Timeout` does). A new timer per read cost an
-/// insertion into the timer wheel and a removal per request; resetting a kept one to a later
-/// deadline only moves its expiry (the wheel re-files it when the old one comes).
-pub async fn within<F: Future>(
+/// `wait` from now; `None` past the end of time (a timer that never fires, as `timeout` makes it).
+fn after(wait: Duration) -> Option<monoio::time::Instant> {
+    monoio::time::Instant::now().checked_add(wait)
+}
+
+/// `monoio::time::timeout_at(deadline, fut)` on a timer the caller keeps: `fut`'s output, or
+/// `None` when `deadline` passes first (`fut` is polled first, as `Timeout` does; no deadline, no
+/// timer). A new timer per read cost an insertion into the timer wheel and a removal per request;
+/// resetting a kept one to a later deadline only moves its expiry (the wheel re-files it when the
+/// old one comes). Only one task may use a kept timer: monoio keeps the first waker that polls it
+/// until it fires, so a timer moved to another task (a pooled upstream connection's) would wake
+/// the wrong one.
+async fn within<F: Future>(
     mut timer: Pin<&mut Sleep>,
-    wait: Duration,
+    deadline: Option<monoio::time::Instant>,
     fut: F,
 ) -> Option<F::Output> {
-    match monoio::time::Instant::now().checked_add(wait) {
+    match deadline {
         Some(deadline) => timer.as_mut().reset(deadline),
-        // Past the end of time: the timer never fires (as `timeout` makes it).
         None => return Some(fut.await),
     }
     let mut fut = std::pin::pin!(fut);
@@ -416,6 +423,35 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept timer fires on each reuse: after a read that beat it, after one it ended, after a
+    /// pause longer than it, with a later and with an earlier deadline.
+    #[test]
+    fn a_kept_timer_ends_each_slow_wait() {
+        for driver in [crate::config::Driver::Epoll, crate::config::Driver::Auto] {
+            let mut rt = crate::shard::build_runtime(driver).expect("runtime");
+            rt.block_on(async {
+                let mut timer = Box::pin(monoio::time::sleep(Duration::from_secs(3600)));
+                let ms = Duration::from_millis;
+                let at = |d| Some(monoio::time::Instant::now() + d);
+                let slow = || monoio::time::sleep(ms(400));
+                for (deadline, pause) in [(100, 0), (300, 0), (50, 0), (100, 250), (60, 0)] {
+                    let fast = within(timer.as_mut(), at(ms(deadline)), async { 7 }).await;
+                    assert_eq!(fast, Some(7));
+                    // Armed, nobody waiting: it may fire now, or still be armed on the next use.
+                    monoio::time::sleep(ms(pause)).await;
+                    let started = std::time::Instant::now();
+                    let r = within(timer.as_mut(), at(ms(deadline)), slow()).await;
+                    let took = started.elapsed();
+                    assert!(r.is_none(), "{driver:?} {deadline} ms: not timed out");
+                    assert!(
+                        took >= ms(deadline - 5) && took < ms(350),
+                        "{driver:?} {took:?}"
+                    );
+                }
+            });
+        }
+    }
 
     #[test]
     fn head_fields() {
