@@ -96,7 +96,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         };
         let guard = ActiveGuard::new(ctx);
         let started = std::time::Instant::now();
-        let note = crate::audit::Note::default();
+        let note = crate::audit::Note::new(ctx.shared.audit.is_some());
         let bytes_in = body.len();
         let sink = Sink::default();
         let resume = &ctx.shared.config.gateway.resume;
