@@ -434,8 +434,17 @@ fn pick_meta(
 
 /// The raw value of member `key` of the JSON object `obj` (first occurrence); `None` when absent
 /// or when `obj` is not an object. One walk of the top level and, unlike `sonic_rs::get`, no error
-/// is built when the member is missing (that cost ~2k instructions per lookup).
+/// is built when the member is missing (that cost ~2k instructions per lookup); the walk of `scan`
+/// first, sonic-rs for what it does not take.
 pub fn member<'a>(obj: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    match scan::member(obj, key) {
+        Ok(found) => found,
+        Err(()) => member_sonic(obj, key),
+    }
+}
+
+/// `member` by sonic-rs: for what the walk does not take.
+fn member_sonic<'a>(obj: &'a [u8], key: &str) -> Option<&'a [u8]> {
     for entry in sonic_rs::to_object_iter(obj) {
         let (k, v) = entry.ok()?;
         if k == key {
