@@ -233,3 +233,55 @@ fn garbage_never_takes_a_shard_down() {
     );
     assert_eq!((s, &v["result"]), (200, &json!({})));
 }
+
+/// The connection's one read timer (reset for each request): a connection in use stays open past
+/// the idle timeout, a call longer than it does not end the connection, an idle one is closed
+/// once the timeout has passed since its last request.
+#[test]
+fn the_idle_timeout_follows_each_request_of_a_connection() {
+    let gw = start(&format!("idle_timeout_ms = 400\n\n{DEMOS}"), 1);
+    let s = TcpStream::connect(gw.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let health = |w: &mut TcpStream, r: &mut std::io::BufReader<TcpStream>| {
+        w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (line, _) = read_message(r).unwrap().expect("an answer");
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    };
+    // 1.25 s of requests 250 ms apart on one connection: each moves the deadline.
+    for _ in 0..5 {
+        health(&mut w, &mut r);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // A call that outlasts the idle timeout, then another request on the same connection.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"util__sleep_ms","arguments":{"ms":700},"_meta":meta}}).to_string();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: util__sleep_ms\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    w.write_all(head.as_bytes()).unwrap();
+    w.write_all(body.as_bytes()).unwrap();
+    let (line, answer) = read_message(&mut r).unwrap().expect("the call's answer");
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let v: Value = serde_json::from_slice(&answer).unwrap();
+    assert!(v["result"].is_object(), "{v}");
+    health(&mut w, &mut r);
+    // Idle now: closed after the timeout, not before.
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).expect("closed, not timed out");
+    // (With an idle timeout below the 30 s request timeout the gateway says 408 as it closes.)
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "{rest}"
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}

@@ -21,9 +21,14 @@ use serde_json::Value;
 use crate::config::{self, Durability};
 
 /// What one request's handlers learned, for its audit line. Filled as the request passes through;
-/// shard-local, so a `RefCell`.
+/// shard-local, so a `RefCell`. Without an audit log nothing reads it: a note made with
+/// `Note::new(false)` records nothing (the names and ids copied into it cost ~700 instructions per
+/// proxied call).
 #[derive(Debug, Default)]
-pub struct Note(RefCell<Fields>);
+pub struct Note {
+    fields: RefCell<Fields>,
+    off: bool,
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Fields {
@@ -42,12 +47,22 @@ pub struct Fields {
 }
 
 impl Note {
+    /// A note for a request whose audit line is written only when `audited`.
+    pub fn new(audited: bool) -> Note {
+        Note {
+            fields: RefCell::default(),
+            off: !audited,
+        }
+    }
+
     pub fn set(&self, f: impl FnOnce(&mut Fields)) {
-        f(&mut self.0.borrow_mut());
+        if !self.off {
+            f(&mut self.fields.borrow_mut());
+        }
     }
 
     pub fn take(&self) -> Fields {
-        std::mem::take(&mut self.0.borrow_mut())
+        std::mem::take(&mut self.fields.borrow_mut())
     }
 }
 

@@ -43,20 +43,21 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, ClientError> {
             };
             let mut chunked = false;
             for h in resp.headers.iter() {
-                let v = String::from_utf8_lossy(h.value).trim().to_owned();
+                // Only the values read are made text (and owned only when kept).
+                let v = || super::header_text(h.value);
                 if h.name.eq_ignore_ascii_case("content-length") {
-                    let len = v
+                    let len = v()
                         .parse::<usize>()
                         .map_err(|_| ClientError::Malformed("bad Content-Length"))?;
                     head.framing = Framing::Length(len);
                 } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = v.to_ascii_lowercase().contains("chunked");
+                    chunked = v().to_ascii_lowercase().contains("chunked");
                 } else if h.name.eq_ignore_ascii_case("connection") {
-                    head.close |= v.eq_ignore_ascii_case("close");
+                    head.close |= v().eq_ignore_ascii_case("close");
                 } else if h.name.eq_ignore_ascii_case("content-type") {
-                    head.content_type = Some(v);
+                    head.content_type = Some(v().into_owned());
                 } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
-                    head.session_id = Some(v);
+                    head.session_id = Some(v().into_owned());
                 }
             }
             if chunked {

@@ -1,11 +1,15 @@
 //! The front's HTTP/1.1 server codec: read one request (head with httparse, then a Content-Length or
 //! chunked body, within limits) from a connection's buffer, and encode responses.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::time::Sleep;
 
 use super::chunked::{ChunkError, ChunkedDecoder};
 use super::io::read_more;
@@ -95,10 +99,12 @@ impl ReadError {
 
 /// Read one request from `stream`. `buf` holds bytes already received (pipelining) and is handed back
 /// holding whatever followed this request.
+/// `timer` is the connection's one timer, reset for each read (see `within`).
 pub async fn read_request<S>(
     stream: &mut S,
     mut buf: Vec<u8>,
     limits: &Limits,
+    mut timer: Pin<&mut Sleep>,
 ) -> (Result<(Head, Bytes), ReadError>, Vec<u8>)
 where
     S: AsyncReadRent + AsyncWriteRentExt,
@@ -121,9 +127,9 @@ where
         } else {
             limits.read.saturating_sub(started.elapsed())
         };
-        let (res, b) = match monoio::time::timeout(wait, read_more(stream, buf)).await {
-            Ok(r) => r,
-            Err(_) => {
+        let (res, b) = match within(timer.as_mut(), after(wait), read_more(stream, buf)).await {
+            Some(r) => r,
+            None => {
                 return (
                     Err(
                         if started.elapsed() >= limits.idle && limits.idle >= limits.read {
@@ -178,7 +184,7 @@ where
             if dec.is_done() {
                 return (Ok((head, Bytes::from(body))), buf);
             }
-            let (res, b) = read_with_deadline(stream, buf, deadline).await;
+            let (res, b) = read_with_deadline(stream, buf, deadline, timer.as_mut()).await;
             buf = b;
             if let Err(e) = res {
                 return (Err(e), buf);
@@ -187,7 +193,7 @@ where
     }
     let len = head.content_length.unwrap_or(0);
     while buf.len() < len {
-        let (res, b) = read_with_deadline(stream, buf, deadline).await;
+        let (res, b) = read_with_deadline(stream, buf, deadline, timer.as_mut()).await;
         buf = b;
         if let Err(e) = res {
             return (Err(e), buf);
@@ -202,14 +208,46 @@ async fn read_with_deadline<S: AsyncReadRent>(
     stream: &mut S,
     buf: Vec<u8>,
     deadline: std::time::Instant,
+    timer: Pin<&mut Sleep>,
 ) -> (Result<(), ReadError>, Vec<u8>) {
     let wait = deadline.saturating_duration_since(std::time::Instant::now());
-    match monoio::time::timeout(wait, read_more(stream, buf)).await {
-        Err(_) => (Err(ReadError::SlowRequest), Vec::new()),
-        Ok((Ok(0), b)) => (Err(ReadError::Closed), b),
-        Ok((Ok(_), b)) => (Ok(()), b),
-        Ok((Err(e), b)) => (Err(ReadError::Io(e)), b),
+    match within(timer, after(wait), read_more(stream, buf)).await {
+        None => (Err(ReadError::SlowRequest), Vec::new()),
+        Some((Ok(0), b)) => (Err(ReadError::Closed), b),
+        Some((Ok(_), b)) => (Ok(()), b),
+        Some((Err(e), b)) => (Err(ReadError::Io(e)), b),
     }
+}
+
+/// `wait` from now; `None` past the end of time (a timer that never fires, as `timeout` makes it).
+fn after(wait: Duration) -> Option<monoio::time::Instant> {
+    monoio::time::Instant::now().checked_add(wait)
+}
+
+/// `monoio::time::timeout_at(deadline, fut)` on a timer the caller keeps: `fut`'s output, or
+/// `None` when `deadline` passes first (`fut` is polled first, as `Timeout` does; no deadline, no
+/// timer). A new timer per read cost an insertion into the timer wheel and a removal per request;
+/// resetting a kept one to a later deadline only moves its expiry (the wheel re-files it when the
+/// old one comes). Only one task may use a kept timer: monoio keeps the first waker that polls it
+/// until it fires, so a timer moved to another task (a pooled upstream connection's) would wake
+/// the wrong one.
+async fn within<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: Option<monoio::time::Instant>,
+    fut: F,
+) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => timer.as_mut().reset(deadline),
+        None => return Some(fut.await),
+    }
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Parse a head; `Ok(None)` = incomplete.
@@ -238,10 +276,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
     h.path = path.split('?').next().unwrap_or("/").to_owned();
     for hd in req.headers.iter() {
         let name = hd.name;
-        let value = || match std::str::from_utf8(hd.value) {
-            Ok(v) => v.trim().to_owned(),
-            Err(_) => String::from_utf8_lossy(hd.value).trim().to_owned(),
-        };
+        let value = || super::header_text(hd.value).into_owned();
         if name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(hd.value)
                 .ok()
@@ -388,6 +423,35 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept timer fires on each reuse: after a read that beat it, after one it ended, after a
+    /// pause longer than it, with a later and with an earlier deadline.
+    #[test]
+    fn a_kept_timer_ends_each_slow_wait() {
+        for driver in [crate::config::Driver::Epoll, crate::config::Driver::Auto] {
+            let mut rt = crate::shard::build_runtime(driver).expect("runtime");
+            rt.block_on(async {
+                let mut timer = Box::pin(monoio::time::sleep(Duration::from_secs(3600)));
+                let ms = Duration::from_millis;
+                let at = |d| Some(monoio::time::Instant::now() + d);
+                let slow = || monoio::time::sleep(ms(400));
+                for (deadline, pause) in [(100, 0), (300, 0), (50, 0), (100, 250), (60, 0)] {
+                    let fast = within(timer.as_mut(), at(ms(deadline)), async { 7 }).await;
+                    assert_eq!(fast, Some(7));
+                    // Armed, nobody waiting: it may fire now, or still be armed on the next use.
+                    monoio::time::sleep(ms(pause)).await;
+                    let started = std::time::Instant::now();
+                    let r = within(timer.as_mut(), at(ms(deadline)), slow()).await;
+                    let took = started.elapsed();
+                    assert!(r.is_none(), "{driver:?} {deadline} ms: not timed out");
+                    assert!(
+                        took >= ms(deadline - 5) && took < ms(350),
+                        "{driver:?} {took:?}"
+                    );
+                }
+            });
+        }
+    }
 
     #[test]
     fn head_fields() {

@@ -1,14 +1,17 @@
 //! The frame: a zero-copy view of one JSON-RPC message.
 //!
-//! One pass with sonic-rs's lazy object iterator over the top level (values skipped with SIMD and
-//! validated, not built), and, for requests, one more over `params` to find `name`, `uri` and `_meta`.
-//! Everything else stays as byte spans of the original buffer so it can be forwarded untouched.
-//! `benches/frame_parse.rs` compares this with serde_json and simd-json.
+//! One validating walk of the whole message (`scan`) records the spans of the members the gateway
+//! reads: the top level, `params`, `params._meta` and `result`. Everything else stays as byte spans
+//! of the original buffer so it can be forwarded untouched. Messages the walk does not take (every
+//! error, escaped member names, duplicates, deep nesting) go through sonic-rs's lazy object iterator
+//! instead, which gives them their exact answers. `benches/frame_parse.rs` compares the parsers.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use sonic_rs::JsonValueTrait;
+
+mod scan;
 
 /// A half-open byte range `[start, end)` into the frame's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,7 @@ pub enum FrameError {
 }
 
 /// One parsed JSON-RPC message over its own buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     buf: Bytes,
     pub kind: Kind,
@@ -72,7 +75,7 @@ pub struct Frame {
 /// Spans of members below the top level: of `params` (`requestState`, `inputResponses`), of
 /// `params._meta` (`progressToken`, the 2026-07-28 version, capabilities and log level) and of a
 /// response's `result` (`resultType`, `requestState`, `ttlMs`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Picked {
     request_state: Option<Span>,
     input_responses: Option<Span>,
@@ -89,6 +92,64 @@ impl Frame {
     /// Parse one JSON-RPC message. Batches (arrays) are refused as invalid: no revision the gateway
     /// serves after 2025-03-26 allows them, and the gateway does not offer them to 2025-03-26 clients.
     pub fn parse(buf: Bytes) -> Result<Frame, FrameError> {
+        match scan::frame(buf) {
+            Ok(f) => Ok(f),
+            Err(buf) => Frame::parse_sonic(buf),
+        }
+    }
+
+    /// A frame over `buf` with no member found yet.
+    fn empty(buf: Bytes) -> Frame {
+        Frame {
+            buf,
+            kind: Kind::Request,
+            id: None,
+            method: None,
+            params: None,
+            result: None,
+            error: None,
+            name: None,
+            uri: None,
+            meta: None,
+            arguments: None,
+            picked: Picked::default(),
+        }
+    }
+
+    /// The checks after the top level of `buf` was walked: the version, the id's type and the kind.
+    fn classify(&mut self, buf: &[u8], version_ok: bool) -> Result<(), FrameError> {
+        if !version_ok {
+            return Err(FrameError::Invalid("jsonrpc must be \"2.0\""));
+        }
+        if let Some(id) = self.id {
+            match buf[id.start as usize] {
+                b'"' | b'-' | b'0'..=b'9' => {}
+                b'n' if self.method.is_none() => {} // error responses to unparseable requests carry null
+                _ => return Err(FrameError::Invalid("id must be a string or a number")),
+            }
+        }
+        self.kind = match (
+            self.method.is_some(),
+            self.id.is_some(),
+            self.result.is_some(),
+            self.error.is_some(),
+        ) {
+            (true, true, false, false) => Kind::Request,
+            (true, false, false, false) => Kind::Notification,
+            (false, true, true, false) => Kind::Response,
+            (false, true, false, true) => Kind::ErrorResponse,
+            _ => {
+                return Err(FrameError::Invalid(
+                    "not a JSON-RPC request, notification or response",
+                ))
+            }
+        };
+        Ok(())
+    }
+
+    /// The sonic-rs walk: the top level with validation, then `params`, `params._meta` and
+    /// `result` again. Gives every malformed or unusual message its answer.
+    fn parse_sonic(buf: Bytes) -> Result<Frame, FrameError> {
         let first = buf.iter().find(|b| !b.is_ascii_whitespace()).copied();
         match first {
             Some(b'{') => {}
@@ -105,20 +166,7 @@ impl Frame {
                 return Err(FrameError::Invalid("a JSON-RPC message is a JSON object"));
             }
         }
-        let mut f = Frame {
-            buf: Bytes::new(),
-            kind: Kind::Request,
-            id: None,
-            method: None,
-            params: None,
-            result: None,
-            error: None,
-            name: None,
-            uri: None,
-            meta: None,
-            arguments: None,
-            picked: Picked::default(),
-        };
+        let mut f = Frame::empty(Bytes::new());
         let mut version_ok = false;
         let mut last_end = 0usize;
         let mut seen = 0u8;
@@ -169,32 +217,7 @@ impl Frame {
             seen |= bit;
         }
         check_trailer(&buf, last_end)?;
-        if !version_ok {
-            return Err(FrameError::Invalid("jsonrpc must be \"2.0\""));
-        }
-        if let Some(id) = f.id {
-            match buf[id.start as usize] {
-                b'"' | b'-' | b'0'..=b'9' => {}
-                b'n' if f.method.is_none() => {} // error responses to unparseable requests carry null
-                _ => return Err(FrameError::Invalid("id must be a string or a number")),
-            }
-        }
-        f.kind = match (
-            f.method.is_some(),
-            f.id.is_some(),
-            f.result.is_some(),
-            f.error.is_some(),
-        ) {
-            (true, true, false, false) => Kind::Request,
-            (true, false, false, false) => Kind::Notification,
-            (false, true, true, false) => Kind::Response,
-            (false, true, false, true) => Kind::ErrorResponse,
-            _ => {
-                return Err(FrameError::Invalid(
-                    "not a JSON-RPC request, notification or response",
-                ))
-            }
-        };
+        f.classify(&buf, version_ok)?;
         if let Some(p) = params_value {
             // Already validated by the first pass: iterate without validating again.
             let Some(members) = p.into_object_iter() else {
@@ -263,7 +286,16 @@ impl Frame {
 
     /// The id as an unsigned integer, when it is one (the gateway's own upstream ids are).
     pub fn id_u64(&self) -> Option<u64> {
-        std::str::from_utf8(self.id_raw()?).ok()?.parse().ok()
+        // What `str::parse::<u64>` takes from a JSON value (digits; a JSON number has no `+`),
+        // without its UTF-8 check.
+        let raw = self.id_raw()?;
+        if raw.is_empty() {
+            return None;
+        }
+        raw.iter().try_fold(0u64, |n, &b| {
+            let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+            n.checked_mul(10)?.checked_add(u64::from(d))
+        })
     }
 
     /// The method name, unescaped.
@@ -402,8 +434,17 @@ fn pick_meta(
 
 /// The raw value of member `key` of the JSON object `obj` (first occurrence); `None` when absent
 /// or when `obj` is not an object. One walk of the top level and, unlike `sonic_rs::get`, no error
-/// is built when the member is missing (that cost ~2k instructions per lookup).
+/// is built when the member is missing (that cost ~2k instructions per lookup); the walk of `scan`
+/// first, sonic-rs for what it does not take.
 pub fn member<'a>(obj: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    match scan::member(obj, key) {
+        Ok(found) => found,
+        Err(()) => member_sonic(obj, key),
+    }
+}
+
+/// `member` by sonic-rs: for what the walk does not take.
+fn member_sonic<'a>(obj: &'a [u8], key: &str) -> Option<&'a [u8]> {
     for entry in sonic_rs::to_object_iter(obj) {
         let (k, v) = entry.ok()?;
         if k == key {
@@ -421,6 +462,13 @@ fn json_str(raw: &[u8]) -> Option<Cow<'_, str>> {
         return None;
     }
     let inner = &raw[1..raw.len() - 1];
+    // Methods and names are short ASCII: one byte loop instead of a search and a UTF-8 check.
+    if inner.iter().all(|&b| b != b'\\' && b.is_ascii()) {
+        // Safety: every byte is ASCII, so the bytes are UTF-8.
+        return Some(Cow::Borrowed(unsafe {
+            std::str::from_utf8_unchecked(inner)
+        }));
+    }
     if !inner.contains(&b'\\') {
         return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
     }
@@ -462,6 +510,19 @@ mod tests {
         assert_eq!(f.kind, Kind::Request);
         assert_eq!(f.id_raw(), Some(&b"17"[..]));
         assert_eq!(f.id_u64(), Some(17));
+        for (id, want) in [
+            ("0", Some(0)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-1", None),
+            ("1.5", None),
+            ("1e3", None),
+            ("\"7\"", None),
+        ] {
+            let f = parse(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#)).unwrap();
+            assert_eq!(f.id_u64(), want, "{id}");
+            assert_eq!(f.id_u64(), id.parse::<u64>().ok(), "{id}");
+        }
         assert_eq!(f.method().as_deref(), Some("tools/call"));
         assert_eq!(f.name().as_deref(), Some("a__echo"));
         assert_eq!(f.slice(f.name_span().unwrap()), b"\"a__echo\"");

@@ -5,4 +5,4 @@ mod frame;
 mod write;
 
 pub use frame::{member, Frame, FrameError, Kind, Span};
-pub use write::{request_with_id, response_with_id, splice, splice_many};
+pub use write::{quote, request_with_id, response_with_id, splice, splice_many};

@@ -2,6 +2,22 @@
 
 use super::{Frame, Span};
 
+/// `s` as a JSON string literal. Plain printable ASCII (tool names) is quoted without a serializer
+/// (~400 instructions per tools/call); anything else goes through serde_json's escaping.
+pub fn quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        out
+    } else {
+        serde_json::Value::from(s).to_string()
+    }
+}
+
 /// `buf` with the bytes of `span` replaced by `with`.
 pub fn splice(buf: &[u8], span: Span, with: &[u8]) -> Vec<u8> {
     let r = span.range();
@@ -77,6 +93,22 @@ fn itoa_u64(v: u64) -> String {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn quote_matches_serde_json() {
+        for s in [
+            "up__echo",
+            "",
+            "a b/c",
+            "q\"x",
+            "back\\slash",
+            "tab\there",
+            "\u{7f}",
+            "é",
+        ] {
+            assert_eq!(quote(s), serde_json::Value::from(s).to_string(), "{s:?}");
+        }
+    }
 
     #[test]
     fn readdress_response_keeps_payload_bytes() {

@@ -321,7 +321,7 @@ async fn forward(
     let (quoted, opened);
     let mut edits: smallvec::SmallVec<[(Span, &[u8]); 3]> = smallvec::SmallVec::new();
     if let Some(span) = rename {
-        quoted = serde_json::Value::from(&*route.original).to_string();
+        quoted = crate::jsonrpc::quote(&route.original);
         edits.push((span, quoted.as_bytes()));
     }
     // 2026-07-28 retries carry the state we sealed: open it (or refuse) before the upstream sees it.

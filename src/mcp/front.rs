@@ -356,16 +356,25 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 }
 
 fn accepts(head: &Head, media: &str) -> bool {
+    accepts_all(head, [media]) == [true]
+}
+
+/// For each of `media`, whether `Accept` lists it, its `type/*` or `*/*`: one walk of the header.
+fn accepts_all<const N: usize>(head: &Head, media: [&str; N]) -> [bool; N] {
+    let mut found = [false; N];
     let Some(accept) = head.accept.as_deref() else {
-        return false;
+        return found;
     };
-    let major = media.split('/').next().unwrap_or("");
-    crate::http::media_types(accept).any(|t| {
-        t.eq_ignore_ascii_case(media)
-            || t == "*/*"
-            || t.strip_suffix("/*")
-                .is_some_and(|m| m.eq_ignore_ascii_case(major))
-    })
+    let majors = media.map(|m| m.split('/').next().unwrap_or(""));
+    for t in crate::http::media_types(accept) {
+        for ((m, major), hit) in media.iter().zip(majors).zip(found.iter_mut()) {
+            *hit |= t.eq_ignore_ascii_case(m)
+                || t == "*/*"
+                || t.strip_suffix("/*")
+                    .is_some_and(|x| x.eq_ignore_ascii_case(major));
+        }
+    }
+    found
 }
 
 async fn post(
@@ -390,7 +399,7 @@ async fn post(
             None,
         );
     }
-    if !accepts(head, "application/json") || !accepts(head, "text/event-stream") {
+    if accepts_all(head, ["application/json", "text/event-stream"]) != [true, true] {
         return error_response(
             &Error::downstream(
                 ErrorKind::NotAcceptable,

@@ -77,8 +77,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
     // what the connection's messages need.
     let mut buf = Vec::with_capacity(2048);
     let mut out = Vec::new();
+    // One timer for every read of the connection (not armed until a read waits on it).
+    let mut timer = std::pin::pin!(monoio::time::sleep(limits.idle));
     loop {
-        let (res, b) = read_request(&mut stream, buf, &limits).await;
+        let (res, b) = read_request(&mut stream, buf, &limits, timer.as_mut()).await;
         buf = b;
         let (head, body) = match res {
             Ok(r) => r,
@@ -94,7 +96,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         };
         let guard = ActiveGuard::new(ctx);
         let started = std::time::Instant::now();
-        let note = crate::audit::Note::default();
+        let note = crate::audit::Note::new(ctx.shared.audit.is_some());
         let bytes_in = body.len();
         let sink = Sink::default();
         let resume = &ctx.shared.config.gateway.resume;

@@ -404,7 +404,7 @@ async fn request(
         }
     };
     let mut cancelled = std::pin::pin!(cancelled);
-    let note = Note::default();
+    let note = Note::new(ctx.shared.audit.is_some());
     let sink = Sink::default();
     // A bug that panics while serving one request must not end the others: it becomes an
     // internal error for this request alone.
