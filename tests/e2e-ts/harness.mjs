@@ -10,6 +10,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../ports.mjs';
+export { freePort };
 import { fileURLToPath } from 'node:url';
 
 export const TESTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,38 +51,6 @@ export function switchyardBin() {
     assert.fail(`gateway binary not found at ${bin}: build it (tests/run.sh does) or set SWITCHYARD_BIN`);
   }
   return bin;
-}
-
-// A free loopback port below the kernel's ephemeral range: a port from listen(0) is given back at
-// once and may become the source port of some test's next connection before the server binds it
-// (EADDRINUSE). Below the range only explicit binds compete.
-function tryListen(port) {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', () => resolve(null));
-    srv.listen(port, '127.0.0.1', () => {
-      const got = srv.address().port;
-      srv.close(() => resolve(got));
-    });
-  });
-}
-
-export async function freePort() {
-  let top = 32768;
-  try {
-    top = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]) || top;
-  } catch {
-    // not Linux: any port
-  }
-  const bottom = 20000;
-  for (let i = 0; top > bottom + 1000 && i < 200; i++) {
-    const port = await tryListen(bottom + Math.floor(Math.random() * (top - bottom)));
-    if (port !== null) return port;
-  }
-  const port = await tryListen(0);
-  if (port === null) throw new Error('no free port');
-  return port;
 }
 
 export function tmpDir(prefix = 'switchyard-e2e-') {
