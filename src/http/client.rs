@@ -8,8 +8,8 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use super::has_media_type;
 use super::io::read_more;
+use super::media_types;
 use super::response::{parse_head, BodyDecoder, Head};
 use super::sse::SseParser;
 
@@ -302,14 +302,12 @@ async fn read_response(
         out.reusable = !close;
         return Ok(out);
     }
-    let sse = head
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| has_media_type(ct, "text/event-stream"));
-    let json = head
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| has_media_type(ct, "application/json"));
+    // One walk of Content-Type for both kinds.
+    let (mut sse, mut json) = (false, false);
+    for t in media_types(head.content_type.as_deref().unwrap_or("")) {
+        sse |= t.eq_ignore_ascii_case("text/event-stream");
+        json |= t.eq_ignore_ascii_case("application/json");
+    }
     let mut body = Vec::new();
     let mut dec = BodyDecoder::new(&head, max_body)?;
     out.head = head;

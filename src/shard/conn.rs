@@ -104,10 +104,9 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         // does a slow answer to a legacy session that accepts SSE (`gateway.resume`), whose stream
         // may also be ended early to make the client poll. Only such a request arms a timer.
         let mut streamed: Option<usize> = None;
-        let mut wake = (head.session_id.is_some()
+        let mut wake = (head.session_id().is_some()
             && head
-                .accept
-                .as_deref()
+                .accept()
                 .is_some_and(|a| crate::http::has_media_type(a, "text/event-stream")))
         .then(|| started + Duration::from_millis(resume.stream_after_ms));
         // The client left a resumable stream, or the gateway ended it: the call runs on, its
@@ -215,7 +214,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             sse_event(&sink, id, msg, &mut out);
         }
         if let Some(audit) = &ctx.shared.audit {
-            if head.path == "/mcp" {
+            if head.path() == "/mcp" {
                 let code = if memchr::memmem::find(&resp.body, b"\"error\":{").is_some() {
                     sonic_rs::get(resp.body.as_slice(), ["error", "code"])
                         .ok()

@@ -117,7 +117,9 @@ impl HttpUpstream {
                     if out.reusable {
                         lane.put_conn(up.index, conn);
                     }
-                    if want.is_some() && !out.answered {
+                    // Only an SSE answer that ended early has a point to resume from (a JSON
+                    // answer is never `answered`: the check keeps it off the resume path).
+                    if want.is_some() && !out.answered && out.last_event_id.is_some() {
                         self.resume(lane, up, headers, deadline, &on_message, &mut out)
                             .await?;
                     }
