@@ -668,7 +668,11 @@ mod tests {
         // Under the prefix policy a reserved name can only meet a prefixed one: that one gets a hash.
         let c = build(&Naming::default(), &["a__echo"]);
         let echo = c.tools.keys().find(|k| k.starts_with("a__echo")).cloned();
-        assert!(echo.as_deref().is_some_and(|e| e.len() == "a__echo-".len() + 8), "{echo:?}");
+        assert!(
+            echo.as_deref()
+                .is_some_and(|e| e.len() == "a__echo-".len() + 8),
+            "{echo:?}"
+        );
         assert_eq!(c.tools.len(), 2);
     }
 }

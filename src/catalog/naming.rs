@@ -44,9 +44,7 @@ pub fn public_name(
     taken: &dyn Fn(&str) -> bool,
 ) -> String {
     let clean = sanitize(name);
-    let bare = naming.policy == NamingPolicy::PrefixOnCollision
-        && bare_ok
-        && !taken(&clean);
+    let bare = naming.policy == NamingPolicy::PrefixOnCollision && bare_ok && !taken(&clean);
     let candidate = if bare {
         clean
     } else {
@@ -112,7 +110,13 @@ mod tests {
         assert_eq!(public_name("fs", "read", &n, false, &|_| false), "fs__read");
         // A bare name already handed out (or reserved) falls back to the prefixed one.
         let taken = |s: &str| s == "call_tool";
-        assert_eq!(public_name("fs", "call_tool", &n, true, &taken), "fs__call_tool");
-        assert_eq!(public_name("fs", "call tool", &n, true, &taken), "fs__call_tool");
+        assert_eq!(
+            public_name("fs", "call_tool", &n, true, &taken),
+            "fs__call_tool"
+        );
+        assert_eq!(
+            public_name("fs", "call tool", &n, true, &taken),
+            "fs__call_tool"
+        );
     }
 }

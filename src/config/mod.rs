@@ -233,14 +233,20 @@ impl Router {
             ));
         }
         // Each name with where it was set (`None`: the default).
-        fn base<'a>(set: &'a Option<Spanned<String>>, default: &'a str) -> (&'a str, Option<usize>) {
+        fn base<'a>(
+            set: &'a Option<Spanned<String>>,
+            default: &'a str,
+        ) -> (&'a str, Option<usize>) {
             set.as_ref()
                 .map_or((default, None), |n| (n.get_ref(), Some(n.span().start)))
         }
         let fields = [
             ("find_tools_name", base(&self.find_tools_name, FIND_TOOLS)),
             ("call_tool_name", base(&self.call_tool_name, CALL_TOOL)),
-            ("list_categories_name", base(&self.list_categories_name, LIST_CATEGORIES)),
+            (
+                "list_categories_name",
+                base(&self.list_categories_name, LIST_CATEGORIES),
+            ),
         ];
         let prefix_at = self.prefix.span().start;
         for (i, (key, (name, at))) in fields.iter().enumerate() {
@@ -987,7 +993,10 @@ enabled = false
         );
         let err = |src: &str| parse(src).unwrap_err().0;
         let e = err("[router]\nmode = \"metatool\"\nfind_tools_name = \"find tools\"\n");
-        assert!(e.starts_with("t.toml:3:") && e.contains("find_tools_name"), "{e}");
+        assert!(
+            e.starts_with("t.toml:3:") && e.contains("find_tools_name"),
+            "{e}"
+        );
         let e = err("[router]\nlist_categories_name = \"\"\n");
         assert!(e.starts_with("t.toml:2:"), "{e}");
         let e = err("[router]\n\nprefix = \"gw/\"\n");
@@ -998,7 +1007,10 @@ enabled = false
         let e = err("[router]\nmode = \"metatool\"\nfind_tools_name = \"call_tool\"\n");
         assert!(e.starts_with("t.toml:3:") && e.contains("both"), "{e}");
         let e = err(&format!("[router]\nprefix = \"{}\"\n", "p".repeat(60)));
-        assert!(e.starts_with("t.toml:2:") && e.contains("longer than 64"), "{e}");
+        assert!(
+            e.starts_with("t.toml:2:") && e.contains("longer than 64"),
+            "{e}"
+        );
     }
 
     #[test]

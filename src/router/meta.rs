@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(arr.len(), 3);
         let listed: Vec<&str> = arr.iter().filter_map(|t| t["name"].as_str()).collect();
         assert_eq!(listed, names.all());
-        assert_eq!(listed, ["gw_find_tools", "gw_run_tool", "gw_list_categories"]);
+        assert_eq!(
+            listed,
+            ["gw_find_tools", "gw_run_tool", "gw_list_categories"]
+        );
         // Each description points at the others by their configured names.
         let said = |i: usize| arr[i]["description"].as_str().unwrap_or_default();
         assert!(said(0).contains("gw_run_tool"), "{}", said(0));
