@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{Naming, NamingPolicy};
 use crate::policy::Item;
 use crate::upstream::Handshake;
+pub use naming::NameRules;
 pub use pages::{Hint, HintRules, ListBody, Said};
 pub use template::Template;
 
@@ -151,6 +152,7 @@ fn merge_named(
     parts: &[Part<'_>],
     pick: fn(&UpstreamLists) -> &Vec<Value>,
     naming: &Naming,
+    reserved: &[&str],
 ) -> Merged {
     let mut count: HashMap<&str, usize> = HashMap::new();
     if naming.policy == NamingPolicy::PrefixOnCollision {
@@ -172,8 +174,8 @@ fn merge_named(
                 continue;
             };
             let bare_ok = count.get(name).copied().unwrap_or(0) <= 1;
-            let public =
-                naming::public_name(p.name, name, naming, bare_ok, &|c| routes.contains_key(c));
+            let taken = |c: &str| routes.contains_key(c) || reserved.contains(&c);
+            let public = naming::public_name(p.name, name, naming, bare_ok, &taken);
             let mut obj = obj.clone();
             tag(&mut obj, p.name, name);
             obj.insert("name".into(), Value::String(public.clone()));
@@ -213,19 +215,21 @@ fn view_of(
 }
 
 impl Catalog {
-    /// Build from the ready upstreams' parts, in config order; `rules` make the lists' caching
-    /// hints.
+    /// Build from the ready upstreams' parts, in config order, under `names` (no tool gets a
+    /// reserved name); `rules` make the lists' caching hints.
     pub fn build(
         generation: u64,
         parts: &[Part<'_>],
-        naming: &Naming,
+        names: NameRules<'_>,
         upstream_count: usize,
         roles: usize,
         visible: Visible<'_>,
         rules: &HintRules,
     ) -> Catalog {
-        let (tools, tool_owners, tool_routes) = merge_named(parts, |l| &l.tools, naming);
-        let (prompts, prompt_owners, prompt_routes) = merge_named(parts, |l| &l.prompts, naming);
+        let (tools, tool_owners, tool_routes) =
+            merge_named(parts, |l| &l.tools, names.naming, names.reserved);
+        let (prompts, prompt_owners, prompt_routes) =
+            merge_named(parts, |l| &l.prompts, names.naming, &[]);
 
         // Resources keep their URI; a URI offered by two servers keeps it for the first, and later
         // ones get `<server>+<uri>` (still a valid URI: the scheme just grows).
@@ -577,7 +581,10 @@ mod tests {
         let c = Catalog::build(
             1,
             &parts,
-            &Naming::default(),
+            NameRules {
+                naming: &Naming::default(),
+                reserved: &[],
+            },
             2,
             1,
             &everything,
@@ -612,5 +619,60 @@ mod tests {
         assert!(c.capabilities.get("prompts").is_some() && c.capabilities.get("logging").is_none());
         assert!(c.instructions.as_deref().unwrap().contains("## a\nUse a."));
         assert_eq!(c.tool_counts, [2, 1]);
+    }
+
+    #[test]
+    fn reserved_names_go_to_the_collision_policy() {
+        let a = UpstreamLists {
+            tools: vec![
+                json!({"name":"call_tool","inputSchema":{"type":"object"}}),
+                json!({"name":"echo","inputSchema":{"type":"object"}}),
+            ],
+            prompts: vec![json!({"name":"call_tool"})],
+            ..Default::default()
+        };
+        let h = hs(json!({"tools":{},"prompts":{}}), None);
+        let parts = [Part {
+            index: 0,
+            name: "a",
+            handshake: &h,
+            lists: &a,
+        }];
+        let everything = |_: u16, _: u16, _: Item, _: &str| true;
+        let bare = Naming {
+            policy: NamingPolicy::PrefixOnCollision,
+            ..Naming::default()
+        };
+        let reserved = ["find_tools", "call_tool", "list_categories"];
+        let build = |naming: &Naming, reserved: &[&str]| {
+            Catalog::build(
+                1,
+                &parts,
+                NameRules { naming, reserved },
+                1,
+                1,
+                &everything,
+                &HintRules::default(),
+            )
+        };
+        // The tool that would hide behind the meta-tool is prefixed, as on a collision, and still
+        // routes to the upstream's own name; prompts have names of their own.
+        let c = build(&bare, &reserved);
+        let mut names: Vec<&str> = c.tools.keys().map(|k| &**k).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a__call_tool", "echo"]);
+        assert_eq!(&*c.tools["a__call_tool"].original, "call_tool");
+        assert!(c.prompts.contains_key("call_tool"));
+        // Nothing reserved (passthrough): the bare name stays.
+        assert!(build(&bare, &[]).tools.contains_key("call_tool"));
+        // Under the prefix policy a reserved name can only meet a prefixed one: that one gets a hash.
+        let c = build(&Naming::default(), &["a__echo"]);
+        let echo = c.tools.keys().find(|k| k.starts_with("a__echo")).cloned();
+        assert!(
+            echo.as_deref()
+                .is_some_and(|e| e.len() == "a__echo-".len() + 8),
+            "{echo:?}"
+        );
+        assert_eq!(c.tools.len(), 2);
     }
 }

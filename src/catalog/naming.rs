@@ -24,8 +24,18 @@ fn hash8(server: &str, name: &str) -> String {
     format!("{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
 }
 
+/// How a catalog names things: the configured policy, and the names the gateway keeps for its own
+/// tools (the meta-tools, in meta-tool mode) so that no upstream tool hides behind one.
+#[derive(Debug, Clone, Copy)]
+pub struct NameRules<'a> {
+    pub naming: &'a Naming,
+    pub reserved: &'a [&'a str],
+}
+
 /// The public name of `name` on `server`. `bare_ok` says no other server has this name (used by the
-/// prefix-on-collision policy); `taken` reports names already handed out, to break any clash.
+/// prefix-on-collision policy); `taken` reports names already handed out or reserved, to break any
+/// clash: a bare name that is taken becomes the prefixed one, a prefixed one that is taken gets a
+/// hash.
 pub fn public_name(
     server: &str,
     name: &str,
@@ -34,8 +44,9 @@ pub fn public_name(
     taken: &dyn Fn(&str) -> bool,
 ) -> String {
     let clean = sanitize(name);
-    let candidate = if naming.policy == NamingPolicy::PrefixOnCollision && bare_ok {
-        clean.clone()
+    let bare = naming.policy == NamingPolicy::PrefixOnCollision && bare_ok && !taken(&clean);
+    let candidate = if bare {
+        clean
     } else {
         format!("{server}{}{clean}", naming.separator)
     };
@@ -97,5 +108,15 @@ mod tests {
         let n = naming(NamingPolicy::PrefixOnCollision);
         assert_eq!(public_name("fs", "read", &n, true, &|_| false), "read");
         assert_eq!(public_name("fs", "read", &n, false, &|_| false), "fs__read");
+        // A bare name already handed out (or reserved) falls back to the prefixed one.
+        let taken = |s: &str| s == "call_tool";
+        assert_eq!(
+            public_name("fs", "call_tool", &n, true, &taken),
+            "fs__call_tool"
+        );
+        assert_eq!(
+            public_name("fs", "call tool", &n, true, &taken),
+            "fs__call_tool"
+        );
     }
 }

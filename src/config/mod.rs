@@ -192,8 +192,16 @@ pub struct Router {
     pub mode: RouterMode,
     /// `semantic`, `keyword` or `hybrid`.
     pub strategy: String,
-    /// Put before the meta-tools' names (`find_tools`, `call_tool`, `list_categories`).
-    pub prefix: String,
+    /// Put before the meta-tools' names.
+    pub prefix: Spanned<String>,
+    /// The meta-tools' own names (before the prefix); unset: `find_tools`, `call_tool`,
+    /// `list_categories`.
+    pub find_tools_name: Option<Spanned<String>>,
+    pub call_tool_name: Option<Spanned<String>>,
+    pub list_categories_name: Option<Spanned<String>>,
+    /// The three public names, prefix included (filled in by validation).
+    #[serde(skip)]
+    pub names: crate::router::meta::MetaNames,
 }
 
 impl Default for Router {
@@ -201,8 +209,69 @@ impl Default for Router {
         Router {
             mode: RouterMode::Passthrough,
             strategy: "hybrid".into(),
-            prefix: String::new(),
+            prefix: Spanned::new(0..0, String::new()),
+            find_tools_name: None,
+            call_tool_name: None,
+            list_categories_name: None,
+            names: crate::router::meta::MetaNames::default(),
         }
+    }
+}
+
+impl Router {
+    /// Check the prefix and the meta-tools' names — each a public tool name like the catalog's
+    /// (`[A-Za-z0-9_.-]`, at most 64 characters with the prefix), all three distinct — and fill in
+    /// `names`.
+    fn resolve_names(&mut self, loc: &Locator<'_>) -> Result<(), ConfigError> {
+        use crate::catalog::naming::MAX_NAME;
+        use crate::router::meta::{MetaNames, CALL_TOOL, FIND_TOOLS, LIST_CATEGORIES};
+        let prefix = self.prefix.get_ref();
+        if !prefix.bytes().all(public_name_byte) {
+            return Err(loc.at(
+                self.prefix.span().start,
+                format!("router.prefix {prefix:?} may use only [A-Za-z0-9_.-]"),
+            ));
+        }
+        // Each name with where it was set (`None`: the default).
+        fn base<'a>(
+            set: &'a Option<Spanned<String>>,
+            default: &'a str,
+        ) -> (&'a str, Option<usize>) {
+            set.as_ref()
+                .map_or((default, None), |n| (n.get_ref(), Some(n.span().start)))
+        }
+        let fields = [
+            ("find_tools_name", base(&self.find_tools_name, FIND_TOOLS)),
+            ("call_tool_name", base(&self.call_tool_name, CALL_TOOL)),
+            (
+                "list_categories_name",
+                base(&self.list_categories_name, LIST_CATEGORIES),
+            ),
+        ];
+        let prefix_at = self.prefix.span().start;
+        for (i, (key, (name, at))) in fields.iter().enumerate() {
+            if name.is_empty() || !name.bytes().all(public_name_byte) {
+                return Err(loc.at(
+                    at.unwrap_or(prefix_at),
+                    format!("router.{key} {name:?} must be a tool name of [A-Za-z0-9_.-]"),
+                ));
+            }
+            if prefix.len() + name.len() > MAX_NAME {
+                return Err(loc.at(
+                    at.unwrap_or(prefix_at),
+                    format!("router.{key}: \"{prefix}{name}\" (with the prefix) is longer than {MAX_NAME} characters"),
+                ));
+            }
+            if let Some((other, (_, other_at))) = fields[..i].iter().find(|(_, (n, _))| n == name) {
+                return Err(loc.at(
+                    at.or(*other_at).unwrap_or(prefix_at),
+                    format!("router.{key} and router.{other} are both {name:?}: the meta-tools need three names"),
+                ));
+            }
+        }
+        let [find, call, categories] = fields.map(|(_, (name, _))| name);
+        self.names = MetaNames::new(prefix, find, call, categories);
+        Ok(())
     }
 }
 
@@ -403,7 +472,7 @@ impl Config {
 
     pub fn parse(path: &Path, src: &str) -> Result<Config, ConfigError> {
         let loc = Locator { file: path, src };
-        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+        let mut raw: RawConfig = toml::from_str(src).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             loc.at(offset, e.message())
         })?;
@@ -462,9 +531,7 @@ impl Config {
                 ),
             ));
         }
-        if !raw.router.prefix.bytes().all(public_name_byte) {
-            return Err(loc.at(0, "router.prefix may use only [A-Za-z0-9_.-]"));
-        }
+        raw.router.resolve_names(&loc)?;
         let mut servers = Vec::with_capacity(raw.servers.len());
         for s in &raw.servers {
             let at = s.span().start;
@@ -910,6 +977,40 @@ enabled = false
         );
         let e = parse("[gateway]\nshards = -1\n").unwrap_err().0;
         assert!(e.starts_with("t.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn meta_tool_names_are_checked() {
+        let c = parse("[router]\nmode = \"metatool\"\n").unwrap();
+        assert_eq!(
+            c.router.names.all(),
+            ["find_tools", "call_tool", "list_categories"]
+        );
+        let c = parse("[router]\nprefix = \"gw_\"\ncall_tool_name = \"run\"\n").unwrap();
+        assert_eq!(
+            c.router.names.all(),
+            ["gw_find_tools", "gw_run", "gw_list_categories"]
+        );
+        let err = |src: &str| parse(src).unwrap_err().0;
+        let e = err("[router]\nmode = \"metatool\"\nfind_tools_name = \"find tools\"\n");
+        assert!(
+            e.starts_with("t.toml:3:") && e.contains("find_tools_name"),
+            "{e}"
+        );
+        let e = err("[router]\nlist_categories_name = \"\"\n");
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+        let e = err("[router]\n\nprefix = \"gw/\"\n");
+        assert!(e.starts_with("t.toml:3:") && e.contains("prefix"), "{e}");
+        // Distinct: the line of the one set, whichever of the two it is.
+        let e = err("[router]\ncall_tool_name = \"find_tools\"\n");
+        assert!(e.starts_with("t.toml:2:") && e.contains("both"), "{e}");
+        let e = err("[router]\nmode = \"metatool\"\nfind_tools_name = \"call_tool\"\n");
+        assert!(e.starts_with("t.toml:3:") && e.contains("both"), "{e}");
+        let e = err(&format!("[router]\nprefix = \"{}\"\n", "p".repeat(60)));
+        assert!(
+            e.starts_with("t.toml:2:") && e.contains("longer than 64"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::Method;
 use crate::catalog::{Catalog, View};
 use crate::error::{Error, ErrorKind};
 use crate::jsonrpc::Frame;
-use crate::router::meta::{CALL_TOOL, DEFAULT_TOP_K, FIND_TOOLS, LIST_CATEGORIES, MAX_TOP_K};
+use crate::router::meta::{DEFAULT_TOP_K, MAX_TOP_K};
 use crate::shard::ShardCtx;
 
 /// Which meta-tool a `tools/call` names, if any.
@@ -21,13 +21,18 @@ pub enum Meta {
     Categories,
 }
 
+/// By the configured public names (prefix included): an upstream tool never has one of them, the
+/// catalog reserves them in meta-tool mode.
 pub fn which(ctx: &ShardCtx, name: &str) -> Option<Meta> {
-    let rest = name.strip_prefix(ctx.shared.config.router.prefix.as_str())?;
-    match rest {
-        FIND_TOOLS => Some(Meta::Find),
-        CALL_TOOL => Some(Meta::Call),
-        LIST_CATEGORIES => Some(Meta::Categories),
-        _ => None,
+    let names = &ctx.shared.config.router.names;
+    if name == names.find {
+        Some(Meta::Find)
+    } else if name == names.call {
+        Some(Meta::Call)
+    } else if name == names.categories {
+        Some(Meta::Categories)
+    } else {
+        None
     }
 }
 
@@ -56,6 +61,7 @@ pub async fn call(
     meta: Meta,
 ) -> Result<Vec<u8>, Error> {
     let id = ex.frame.id_raw().unwrap_or(b"null");
+    let names = &ctx.shared.config.router.names;
     match meta {
         Meta::Find => {
             let args = arguments(ex);
@@ -66,7 +72,7 @@ pub async fn call(
             else {
                 return Err(Error::downstream(
                     ErrorKind::InvalidParams,
-                    format!("{FIND_TOOLS} needs a non-empty query"),
+                    format!("{} needs a non-empty query", names.find),
                 ));
             };
             let top_k = args
@@ -124,13 +130,13 @@ pub async fn call(
             let Some(name) = args.get("name").and_then(Value::as_str) else {
                 return Err(Error::downstream(
                     ErrorKind::InvalidParams,
-                    format!("{CALL_TOOL} needs the tool's name"),
+                    format!("{} needs the tool's name", names.call),
                 ));
             };
             if which(ctx, name).is_some() {
                 return Err(Error::downstream(
                     ErrorKind::InvalidParams,
-                    format!("{CALL_TOOL} calls real tools, not meta-tools"),
+                    format!("{} calls real tools, not meta-tools", names.call),
                 ));
             }
             // The same request as a direct tools/call: same id, same _meta, the tool's own arguments.

@@ -448,10 +448,21 @@ fn publish(st: &State) -> Vec<u8> {
         legacy_ttl_ms: st.shared.config.gateway.list_ttl_ms,
         shared: !policy.auth_required,
     };
+    // In meta-tool mode the meta-tools' names are the gateway's: an upstream tool of the same name
+    // is named as on a collision, so it stays reachable through call_tool.
+    let meta_names = st.shared.config.router.names.all();
+    let names = crate::catalog::NameRules {
+        naming: &st.shared.config.naming,
+        reserved: if st.index_builder.is_some() {
+            &meta_names
+        } else {
+            &[]
+        },
+    };
     let catalog = Catalog::build(
         gen,
         &parts,
-        &st.shared.config.naming,
+        names,
         st.shared.upstreams.len(),
         policy.role_count(),
         &visible,
@@ -459,8 +470,7 @@ fn publish(st: &State) -> Vec<u8> {
     );
     let mut catalog = catalog;
     if let Some(builder) = &st.index_builder {
-        let prefix = &st.shared.config.router.prefix;
-        let meta = crate::router::meta::meta_tools_with_prefix(prefix);
+        let meta = crate::router::meta::meta_tools_named(&st.shared.config.router.names);
         let items = meta.as_array().cloned().unwrap_or_default();
         // The gateway's own three tools: nobody upstream has a say in their hint.
         let hint = rules.merge([], true);

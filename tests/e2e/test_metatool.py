@@ -22,32 +22,6 @@ from mcp.shared.exceptions import MCPError
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("mode", ["legacy", "modern"])
-async def test_find_then_call_through_meta_tools(start_gateway: StartGateway, tmp_path: Path, mode: str) -> None:
-    config = tmp_path / "metatool.toml"
-    body = gateway_toml("127.0.0.1:1", [everything_stdio("everything").toml_entry()])
-    config.write_text(body + '\n[router]\nmode = "metatool"\n')
-    gw = start_gateway(config_path=config, listen_override=True)
-    async with connect_gateway(gw.url, mode) as client:
-        listed = await client.list_tools()
-        assert sorted(t.name for t in listed.tools) == ["call_tool", "find_tools", "list_categories"]
-        found = []
-        for _ in range(50):  # the first index is built off the request path
-            result = await client.call_tool("find_tools", {"query": "repeat my message back to me", "top_k": 5})
-            found = [t["name"] for t in json.loads(result.content[0].text)["tools"]]
-            if found:
-                break
-        assert "everything__echo" in found, found
-        echoed = await client.call_tool("call_tool", {"name": "everything__echo", "arguments": {"message": "via meta"}})
-        assert echoed.content[0].text == "Echo: via meta"
-        cats = await client.call_tool("list_categories", {})
-        assert json.loads(cats.content[0].text)["categories"][0]["name"] == "everything"
-
-
-CONVERT_QUERY = "convert 100 degrees Celsius to Fahrenheit"
-CONVERTER = "util__convert_temperature"
-
-
 async def find(client: Client, query: str) -> list[dict[str, Any]]:
     result = await client.call_tool("find_tools", {"query": query, "top_k": 5})
     return json.loads(result.content[0].text)["tools"]
@@ -64,6 +38,27 @@ async def find_until(client: Client, query: str, done: Callable[[list[str]], boo
             return tools
         assert time.monotonic() < deadline, f"{what} after 10 s: {query!r} finds {names}"
         await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "modern"])
+async def test_find_then_call_through_meta_tools(start_gateway: StartGateway, tmp_path: Path, mode: str) -> None:
+    config = tmp_path / "metatool.toml"
+    body = gateway_toml("127.0.0.1:1", [everything_stdio("everything").toml_entry()])
+    config.write_text(body + '\n[router]\nmode = "metatool"\n')
+    gw = start_gateway(config_path=config, listen_override=True)
+    async with connect_gateway(gw.url, mode) as client:
+        listed = await client.list_tools()
+        assert sorted(t.name for t in listed.tools) == ["call_tool", "find_tools", "list_categories"]
+        # The first index is built off the request path: search until it is up (or 10 s pass).
+        await find_until(client, "repeat my message back to me", lambda n: "everything__echo" in n, "no echo")
+        echoed = await client.call_tool("call_tool", {"name": "everything__echo", "arguments": {"message": "via meta"}})
+        assert echoed.content[0].text == "Echo: via meta"
+        cats = await client.call_tool("list_categories", {})
+        assert json.loads(cats.content[0].text)["categories"][0]["name"] == "everything"
+
+
+CONVERT_QUERY = "convert 100 degrees Celsius to Fahrenheit"
+CONVERTER = "util__convert_temperature"
 
 
 @pytest.mark.parametrize("mode", ["legacy", "modern"])
