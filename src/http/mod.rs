@@ -13,7 +13,9 @@ pub mod tls;
 
 /// Case-insensitive "does this comma-separated header list contain this media type".
 pub fn has_media_type(header: &str, wanted: &str) -> bool {
-    media_types(header).any(|t| t.eq_ignore_ascii_case(wanted))
+    // The usual header is the type alone.
+    header.eq_ignore_ascii_case(wanted)
+        || media_types(header).any(|t| t.eq_ignore_ascii_case(wanted))
 }
 
 /// The media types of a header value such as `Accept` or `Content-Type`, parameters dropped:

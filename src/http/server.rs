@@ -336,7 +336,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
     for hd in req.headers.iter() {
         let name = hd.name;
         let value = || super::header_text(hd.value);
-        let slot = if name.eq_ignore_ascii_case("content-length") {
+        let canon = known_header(name);
+        if canon.is_empty() {
+            continue;
+        }
+        let slot = if canon == "content-length" {
             let v = std::str::from_utf8(hd.value)
                 .ok()
                 .and_then(|s| s.trim().parse::<usize>().ok());
@@ -348,7 +352,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
                 (Some(a), _) => h.content_length = Some(a),
             }
             continue;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if canon == "transfer-encoding" {
             let v = value();
             if v.eq_ignore_ascii_case("chunked") {
                 h.chunked = true;
@@ -356,7 +360,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
                 return Err(ReadError::Malformed("unsupported Transfer-Encoding"));
             }
             continue;
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if canon == "connection" {
             let v = value();
             if v.eq_ignore_ascii_case("close") {
                 h.keep_alive = false;
@@ -364,12 +368,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
                 h.keep_alive = true;
             }
             continue;
-        } else if name.eq_ignore_ascii_case("expect") {
+        } else if canon == "expect" {
             h.expect_continue = value().eq_ignore_ascii_case("100-continue");
             continue;
-        } else if name.eq_ignore_ascii_case("content-type") {
+        } else if canon == "content-type" {
             &mut h.content_type
-        } else if name.eq_ignore_ascii_case("accept") {
+        } else if canon == "accept" {
             // Several Accept headers combine into one list.
             let v = value();
             let list = match h.accept {
@@ -378,29 +382,29 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
             };
             h.accept = Some(h.keep(&list));
             continue;
-        } else if name.eq_ignore_ascii_case("origin") {
+        } else if canon == "origin" {
             &mut h.origin
-        } else if name.eq_ignore_ascii_case("host") {
+        } else if canon == "host" {
             &mut h.host
-        } else if name.eq_ignore_ascii_case("mcp-session-id") {
+        } else if canon == "mcp-session-id" {
             &mut h.session_id
-        } else if name.eq_ignore_ascii_case("mcp-protocol-version") {
+        } else if canon == "mcp-protocol-version" {
             &mut h.protocol_version
-        } else if name.eq_ignore_ascii_case("mcp-method") {
+        } else if canon == "mcp-method" {
             &mut h.mcp_method
-        } else if name.eq_ignore_ascii_case("mcp-name") {
+        } else if canon == "mcp-name" {
             &mut h.mcp_name
-        } else if name.len() > 10 && name[..10].eq_ignore_ascii_case("mcp-param-") {
+        } else if canon == "mcp-param-" {
             h.mcp_params
                 .push((name[10..].to_ascii_lowercase(), value().into_owned()));
             continue;
-        } else if name.eq_ignore_ascii_case("last-event-id") {
+        } else if canon == "last-event-id" {
             &mut h.last_event_id
-        } else if name.eq_ignore_ascii_case("authorization") {
+        } else if canon == "authorization" {
             &mut h.authorization
-        } else if name.eq_ignore_ascii_case("x-api-key") {
+        } else if canon == "x-api-key" {
             &mut h.x_api_key
-        } else if name.eq_ignore_ascii_case("traceparent") {
+        } else if canon == "traceparent" {
             &mut h.traceparent
         } else {
             continue;
@@ -417,6 +421,53 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ReadError> {
         return Err(ReadError::Malformed("both Content-Length and chunked"));
     }
     Ok(Some((h, n)))
+}
+
+/// The lower-case name of a request header the gateway reads (`"mcp-param-"` for that family), or
+/// `""`: picked by length and first letter, so a header costs one case-insensitive comparison
+/// rather than a chain of them.
+fn known_header(name: &str) -> &'static str {
+    let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+    let candidate = match (name.len(), first) {
+        (14, b'c') => "content-length",
+        (17, b't') => "transfer-encoding",
+        (10, b'c') => "connection",
+        (6, b'e') => "expect",
+        (12, b'c') => "content-type",
+        (6, b'a') => "accept",
+        (6, b'o') => "origin",
+        (4, b'h') => "host",
+        (14, b'm') => "mcp-session-id",
+        (20, b'm') => "mcp-protocol-version",
+        (10, b'm') => "mcp-method",
+        (8, b'm') => "mcp-name",
+        (13, b'l') => "last-event-id",
+        (13, b'a') => "authorization",
+        (9, b'x') => "x-api-key",
+        (11, b't') => "traceparent",
+        _ => "",
+    };
+    let name = name.as_bytes();
+    if !candidate.is_empty() && lower_eq(name, candidate.as_bytes()) {
+        candidate
+    } else if name.len() > 10 && lower_eq(&name[..10], b"mcp-param-") {
+        "mcp-param-"
+    } else {
+        ""
+    }
+}
+
+/// `name` equals `lower` (lower-case letters and `-`) ignoring ASCII case. Exact for header names
+/// (httparse admits only token bytes, and the one byte that `| 0x20` maps onto `-` is CR); without
+/// an early exit the loop compiles to a few wide operations (`eq_ignore_ascii_case` went byte by
+/// byte here).
+fn lower_eq(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (a, b)| diff | ((a | 0x20) ^ b))
+            == 0
 }
 
 /// A whole response (the front writes no streamed bodies yet).
@@ -542,6 +593,27 @@ mod tests {
         assert_eq!(h.host(), Some("a"));
         assert_eq!(h.content_type(), Some("application/json"));
         assert_eq!(h.mcp_name(), None);
+    }
+
+    #[test]
+    fn known_headers_by_any_case() {
+        for (name, canon) in [
+            ("Content-Length", "content-length"),
+            ("MCP-PROTOCOL-VERSION", "mcp-protocol-version"),
+            ("mcp-name", "mcp-name"),
+            ("Mcp-Param-Region", "mcp-param-"),
+            ("Mcp-Param-", ""),
+            ("mcp-sessionXid", ""),
+            ("Authorization", "authorization"),
+            ("Last-Event-Id", "last-event-id"),
+            ("X-Api-Key", "x-api-key"),
+            ("User-Agent", ""),
+            ("", ""),
+            ("Mcp-Name\r", ""),
+            ("Mcp_Name", ""),
+        ] {
+            assert_eq!(known_header(name), canon, "{name}");
+        }
     }
 
     #[test]
