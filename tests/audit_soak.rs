@@ -1,9 +1,10 @@
 //! The audit log under load: 100,000 calls with rotation every 300 KB lose no line, every line is
-//! JSON; and in strict mode a SIGKILL mid-load loses no line of any call that was answered.
+//! JSON; and in strict mode a SIGKILL mid-load loses no line of any call that was answered — each
+//! call carries its own W3C trace id, and every answered one is found on disk.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,10 @@ fn audit_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
-/// Count the lines of every audit file, checking each is JSON with the fields a line must have.
-fn lines_on_disk(dir: &std::path::Path) -> (usize, usize) {
-    let mut lines = 0;
+/// The trace ids of every line of every audit file, checking each line is JSON with the fields a
+/// line must have; and the number of files.
+fn traces_on_disk(dir: &std::path::Path) -> (Vec<String>, usize) {
+    let mut traces = Vec::new();
     let mut files = 0;
     for e in std::fs::read_dir(dir).expect("dir").flatten() {
         files += 1;
@@ -37,50 +39,58 @@ fn lines_on_disk(dir: &std::path::Path) -> (usize, usize) {
                 v["time_ms"].is_u64() && v["status"].is_u64() && v["event"].is_string(),
                 "{l}"
             );
-            lines += 1;
+            let t = v["trace_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("every call sent a traceparent: {l}"));
+            traces.push(t.to_owned());
         }
     }
-    (lines, files)
+    (traces, files)
 }
 
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"util__echo","arguments":{"message":"soak"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
-const HEADERS: [(&str, &str); 3] = [
-    ("MCP-Protocol-Version", "2026-07-28"),
-    ("Mcp-Method", "tools/call"),
-    ("Mcp-Name", "util__echo"),
-];
 
-/// Drive calls from `threads` connections until `stop` or `each` calls each; counts answers.
-fn load(gw: &Gateway, threads: usize, each: usize, stop: Arc<AtomicBool>) -> usize {
-    let answered = Arc::new(AtomicUsize::new(0));
+/// Drive calls from `threads` connections until `stop` or `each` calls each, every call with its
+/// own trace id; the trace ids of the calls answered.
+fn load(gw: &Gateway, threads: usize, each: usize, stop: Arc<AtomicBool>) -> Vec<String> {
     let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (addr, answered, stop) = (gw.addr, answered.clone(), stop.clone());
+        .map(|t| {
+            let (addr, stop) = (gw.addr, stop.clone());
             std::thread::spawn(move || {
+                let mut answered = Vec::new();
                 let Ok(mut c) = KeepAlive::connect(addr) else {
-                    return;
+                    return answered;
                 };
-                for _ in 0..each {
+                for i in 0..each {
                     if stop.load(Ordering::Relaxed) {
-                        return;
+                        break;
                     }
-                    match c.post(&HEADERS, CALL) {
+                    let trace = format!("{:08x}{:024x}", t + 1, i);
+                    let tp = format!("00-{trace}-00000000000000ab-01");
+                    let headers = [
+                        ("MCP-Protocol-Version", "2026-07-28"),
+                        ("Mcp-Method", "tools/call"),
+                        ("Mcp-Name", "util__echo"),
+                        ("traceparent", tp.as_str()),
+                    ];
+                    match c.post(&headers, CALL) {
                         Ok((200, body)) if body.windows(9).any(|w| w == b"\"result\":") => {
-                            answered.fetch_add(1, Ordering::Relaxed);
+                            answered.push(trace);
                         }
                         Ok((s, body)) => {
                             panic!("unexpected answer {s}: {}", String::from_utf8_lossy(&body))
                         }
-                        Err(_) => return, // the gateway went away
+                        Err(_) => break, // the gateway went away
                     }
                 }
+                answered
             })
         })
         .collect();
-    for h in handles {
-        let _ = h.join();
-    }
-    answered.load(Ordering::Relaxed)
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect()
 }
 
 #[test]
@@ -90,7 +100,7 @@ fn hundred_thousand_calls_rotated_every_300kb_lose_no_line() {
     let started = Instant::now();
     let answered = load(&gw, 4, 25_000, Arc::new(AtomicBool::new(false)));
     let took = started.elapsed();
-    assert_eq!(answered, 100_000);
+    assert_eq!(answered.len(), 100_000);
     // A graceful stop drains the queues.
     // Safety: signalling our own child.
     unsafe { libc::kill(gw.child.id() as libc::pid_t, libc::SIGTERM) };
@@ -99,10 +109,22 @@ fn hundred_thousand_calls_rotated_every_300kb_lose_no_line() {
         assert!(Instant::now() < deadline, "did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (lines, files) = lines_on_disk(&dir);
-    eprintln!("{answered} calls in {took:?}; {lines} audit lines in {files} files");
-    assert_eq!(lines, answered, "lines on disk = calls answered");
+    let (mut traces, files) = traces_on_disk(&dir);
+    let lines = traces.len();
+    eprintln!(
+        "{} calls in {took:?}; {lines} audit lines in {files} files",
+        answered.len()
+    );
+    assert_eq!(lines, answered.len(), "lines on disk = calls answered");
     assert!(files > 10, "rotation happened ({files} files)");
+    // … and they are those calls' lines, once each.
+    let mut answered = answered;
+    traces.sort_unstable();
+    answered.sort_unstable();
+    assert!(
+        traces == answered,
+        "the lines on disk are not the answered calls'"
+    );
 }
 
 #[test]
@@ -123,12 +145,25 @@ fn strict_mode_loses_no_answered_line_to_sigkill() {
     let answered = load(&gw, 4, usize::MAX, stop);
     let _ = killer.join();
     let _ = gw.child.wait();
-    let (lines, _) = lines_on_disk(&dir);
-    eprintln!("answered {answered}, lines on disk {lines}");
-    assert!(answered > 100, "the load ran ({answered})");
-    // Every answered call has its line; calls in flight at the kill may have one too.
-    assert!(
-        lines >= answered,
-        "lost lines: {answered} answered, {lines} on disk"
+    let (traces, _) = traces_on_disk(&dir);
+    eprintln!(
+        "answered {}, lines on disk {}",
+        answered.len(),
+        traces.len()
     );
+    assert!(answered.len() > 100, "the load ran ({})", answered.len());
+    // Every answered call has its line (found by its trace id); calls in flight at the kill may
+    // have one too.
+    let on_disk: std::collections::HashSet<&str> = traces.iter().map(String::as_str).collect();
+    let lost: Vec<&String> = answered
+        .iter()
+        .filter(|t| !on_disk.contains(t.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered calls have no line, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert!(traces.len() >= answered.len());
 }

@@ -471,16 +471,18 @@ fn client_credentials_never_reach_an_http_upstream() {
     let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, jwt::jwks(&[&rsa]).to_string()).expect("jwks");
     let (up, seen) = httpd::mcp_upstream();
+    // The upstream's own credential comes from the gateway's environment, not the config file.
     let servers = format!(
-        "[[servers]]\nname = \"rec\"\nurl = \"http://{up}/mcp\"\nheaders = {{ \"X-Upstream-Token\" = \"up-secret\" }}\n"
+        "[[servers]]\nname = \"rec\"\nurl = \"http://{up}/mcp\"\nheaders = {{ \"X-Upstream-Token\" = \"${{UP_TOKEN}}\" }}\n"
     );
-    let gw = start(
+    let gw = start_env(
         &config(
             &format!("jwks_file = \"{}\"", jwks.display()),
             &audit,
             &servers,
         ),
         1,
+        &[("UP_TOKEN", "up-secret-from-env")],
     );
     let token = bearer(&rsa.token(&jwt::claims(ISS, AUD, "alice", "mcp:admin")));
     let (s, _, v) = call(
@@ -525,8 +527,115 @@ fn client_credentials_never_reach_an_http_upstream() {
         assert!(
             headers
                 .iter()
-                .any(|(k, v)| k == "x-upstream-token" && v == "up-secret"),
+                .any(|(k, v)| k == "x-upstream-token" && v == "up-secret-from-env"),
             "the upstream's own credentials go with every request: {headers:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_role_claim_maps_tokens_to_roles() {
+    // role_claim = "realm.groups": the claim's values pick the role (through [auth.oauth.roles],
+    // or naming a role directly); the scopes no longer do.
+    let dir = temp("claim");
+    let audit = dir.join("audit.jsonl");
+    let rsa = jwt::Signer::rsa("rsa-1");
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, jwt::jwks(&[&rsa]).to_string()).expect("jwks");
+    let gw = start(
+        &config(
+            &format!(
+                "jwks_file = \"{}\"\nrole_claim = \"realm.groups\"",
+                jwks.display()
+            ),
+            &audit,
+            DEMOS,
+        ),
+        1,
+    );
+    let token = |sub: &str, scope: &str, groups: Option<Value>| {
+        let mut c = jwt::claims(ISS, AUD, sub, scope);
+        if let Some(g) = groups {
+            c["realm"] = json!({ "groups": g });
+        }
+        bearer(&rsa.token(&c))
+    };
+
+    // Mapped: the group "mcp:read" is the reader, though the scope asks for admin.
+    let carol = token("carol", "mcp:admin", Some(json!(["staff", "mcp:read"])));
+    let (s, _, v) = call(&gw, Some(&carol), "tools/list", None, json!({}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tool_names(&v), ["util__echo"], "the reader role's view");
+    let (s, _, v) = call(
+        &gw,
+        Some(&carol),
+        "tools/call",
+        Some("util__add"),
+        json!({"arguments":{"a":1,"b":2}}),
+    );
+    assert_eq!((s, v["error"]["code"].as_i64()), (200, Some(-32602)), "{v}");
+    let a = last_line(&audit);
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["subject"].as_str(),
+            a["role"].as_str(),
+            a["tool"].as_str(),
+            a["status"].as_u64(),
+            a["code"].as_i64()
+        ),
+        (
+            Some("blocked"),
+            Some("carol"),
+            Some("reader"),
+            Some("add"),
+            Some(200),
+            Some(-32602)
+        ),
+        "{a}"
+    );
+
+    // Named directly: a single string value "admin" is the admin role.
+    let dave = token("dave", "", Some(json!("admin")));
+    let (s, _, v) = call(&gw, Some(&dave), "tools/list", None, json!({}));
+    assert_eq!(s, 200, "{v}");
+    let names = tool_names(&v);
+    assert!(
+        names.contains(&"util__add".to_owned()) && names.contains(&"notes__delete_note".to_owned()),
+        "the admin's view: {names:?}"
+    );
+    let a = last_line(&audit);
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["subject"].as_str(),
+            a["role"].as_str(),
+            a["status"].as_u64()
+        ),
+        (Some("request"), Some("dave"), Some("admin"), Some(200)),
+        "{a}"
+    );
+
+    // No role from the claim: 403, whatever the scopes say.
+    for (sub, groups) in [("erin", None), ("frank", Some(json!(["staff"])))] {
+        let t = token(sub, "mcp:admin", groups);
+        let (s, _, v) = call(&gw, Some(&t), "tools/list", None, json!({}));
+        assert_eq!(
+            (s, v["error"]["code"].as_i64()),
+            (403, Some(-31055)),
+            "{sub}: {v}"
+        );
+        let a = last_line(&audit);
+        assert_eq!(
+            (
+                a["event"].as_str(),
+                a["status"].as_u64(),
+                a["code"].as_i64(),
+                a["subject"].as_str()
+            ),
+            (Some("denied"), Some(403), Some(-31055), Some(sub)),
+            "{a}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,6 @@
 //! TLS on the front listener, checked with an independent client (Python's `ssl`, i.e. OpenSSL):
-//! a TLS 1.3 handshake and an MCP request over it; a TLS 1.2-only client refused when the minimum
-//! is 1.3; plain HTTP refused.
+//! a TLS 1.3 handshake and an MCP request over it, audited; a TLS 1.2-only client refused when the
+//! minimum is 1.3 and served with `min_version = "1.2"`; plain HTTP refused.
 
 mod common;
 
@@ -43,20 +43,64 @@ fn client(port: u16, ca: &std::path::Path, maxver: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("client output")
 }
 
-#[test]
-fn tls13_handshake_with_a_real_client() {
-    let dir = std::env::temp_dir().join(format!("sy-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// A self-signed certificate for `localhost` in `dir`: (cert, key) paths.
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, ck.cert.pem()).expect("write cert");
     std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
-    let gw = start_bare(&format!(
-        "[gateway.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+    (cert, key)
+}
+
+/// A TLS gateway with `extra` lines in `[gateway.tls]` and a strict audit log at `audit`.
+fn tls_gateway(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    extra: &str,
+    audit: &std::path::Path,
+) -> Gateway {
+    start_bare(&format!(
+        "[gateway.tls]\ncert = \"{}\"\nkey = \"{}\"\n{extra}\n\n[audit]\nenabled = true\npath = \"{}\"\ndurability = \"strict\"\n",
         cert.display(),
-        key.display()
-    ));
+        key.display(),
+        audit.display()
+    ))
+}
+
+/// The audit lines so far.
+fn audit_lines(audit: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+        .collect()
+}
+
+/// The call made over TLS has its audit line: initialize, 200, no error.
+fn assert_audited(lines: &[serde_json::Value]) {
+    assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
+    let a = &lines[0];
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["method"].as_str(),
+            a["status"].as_u64()
+        ),
+        (Some("request"), Some("initialize"), Some(200)),
+        "{a}"
+    );
+    assert!(a.get("code").is_none() && a["session"].is_string(), "{a}");
+}
+
+#[test]
+fn tls13_handshake_with_a_real_client() {
+    let dir = std::env::temp_dir().join(format!("sy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir);
+    let audit = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
+    let gw = tls_gateway(&cert, &key, "", &audit);
 
     let v = client(gw.addr.port(), &cert, "1.3");
     assert_eq!(v["status"], 200, "{v}");
@@ -65,6 +109,7 @@ fn tls13_handshake_with_a_real_client() {
         v["body"]["result"]["serverInfo"]["name"], "switchyard",
         "{v}"
     );
+    assert_audited(&audit_lines(&audit));
 
     let v = client(gw.addr.port(), &cert, "1.2");
     assert!(
@@ -77,6 +122,38 @@ fn tls13_handshake_with_a_real_client() {
     assert!(
         !matches!(plain, Ok((200, _, _))),
         "plain HTTP must not be served on the TLS port"
+    );
+    assert_eq!(
+        audit_lines(&audit).len(),
+        1,
+        "a refused handshake makes no request"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls12_by_choice() {
+    let dir = std::env::temp_dir().join(format!("sy-tls12-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = certificate(&dir);
+    let audit = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
+    let gw = tls_gateway(&cert, &key, "min_version = \"1.2\"", &audit);
+
+    let v = client(gw.addr.port(), &cert, "1.2");
+    assert_eq!(v["status"], 200, "a TLS 1.2-only client is served: {v}");
+    assert_eq!(v["version"], "TLSv1.2", "{v}");
+    assert_eq!(
+        v["body"]["result"]["serverInfo"]["name"], "switchyard",
+        "{v}"
+    );
+    assert_audited(&audit_lines(&audit));
+    // 1.3 is still preferred by a client that can.
+    let v = client(gw.addr.port(), &cert, "1.3");
+    assert_eq!(
+        (v["status"].as_u64(), v["version"].as_str()),
+        (Some(200), Some("TLSv1.3")),
+        "{v}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

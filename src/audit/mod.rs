@@ -1,5 +1,5 @@
 //! The audit log: one JSON line per request (time, event, key id or token subject, role, session, method, server,
-//! tool, status, JSON-RPC code, duration, bytes, trace id, reason) — never argument or result
+//! tool, status, JSON-RPC code, duration, bytes, trace id, reason, shard) — never argument or result
 //! contents.
 //!
 //! Shards never touch the file. Each pushes its line onto its own lock-free queue (a bounded
@@ -44,6 +44,8 @@ pub struct Fields {
     pub tool: Option<String>,
     pub trace: Option<String>,
     pub reason: Option<String>,
+    /// The shard (1-based) that served an HTTP request; tells how connections spread.
+    pub shard: Option<u16>,
 }
 
 impl Note {
@@ -101,6 +103,9 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
     opt("tool", &f.tool);
     opt("trace_id", &f.trace);
     opt("reason", &f.reason);
+    if let Some(s) = f.shard {
+        m.insert("shard".into(), s.into());
+    }
     m.insert("status".into(), o.status.into());
     if let Some(c) = o.code {
         m.insert("code".into(), c.into());

@@ -135,10 +135,15 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             let uri = ex.frame.uri().ok_or_else(|| {
                 Error::downstream(ErrorKind::InvalidParams, "resources/read needs params.uri")
             })?;
-            let route = catalog
-                .resource_route(&uri)
+            let found = catalog.resource_route(&uri);
+            let route = found
+                .clone()
                 .filter(|r| may_use(ctx, view, ex.who.role, Item::Resource, r));
             let Some(route) = route else {
+                // Refused like a missing one, but audited as blocked with the real reason.
+                if let Some(r) = &found {
+                    note_hidden(ctx, ex, r);
+                }
                 // 2026-07-28 retired -32002 in favour of -32602.
                 let kind = if ex.era == ClientEra::Modern {
                     ErrorKind::InvalidParams
@@ -222,6 +227,12 @@ pub(crate) fn may_use(ctx: &ShardCtx, view: &View, role: u16, item: Item, route:
 /// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
 /// the audit log, to its line).
 fn hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, what: &str, name: &str) -> Error {
+    note_hidden(ctx, ex, route);
+    Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
+}
+
+/// The audit side of a refusal of something the role may not see: `blocked`, and why.
+fn note_hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route) {
     let server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
     let role = ctx.shared.policy.role_name(ex.who.role).to_owned();
     ex.note.set(|f| {
@@ -232,7 +243,6 @@ fn hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, what: &str, name: &s
             "not visible to role {role:?} (server or role rules)"
         ));
     });
-    Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
 }
 
 /// An unknown tool or prompt. When its name carries the prefix of a server that is not up (it never

@@ -74,7 +74,10 @@ async fn route(
                 .traceparent()
                 .and_then(|t| t.split('-').nth(1))
                 .map(str::to_owned);
-            note.set(|f| f.trace = trace);
+            note.set(|f| {
+                f.trace = trace;
+                f.shard = Some(ctx.index());
+            });
             let who = match admit(ctx, head, peer, note).await {
                 Ok(p) => p,
                 Err(resp) => return resp,

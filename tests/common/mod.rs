@@ -82,8 +82,13 @@ fn write_config(shards: usize, body: &str) -> (u16, TempDir, std::path::PathBuf)
 }
 
 pub fn start(servers: &str, shards: usize) -> Gateway {
+    start_env(servers, shards, &[])
+}
+
+/// `start` with extra environment variables for the gateway.
+pub fn start_env(servers: &str, shards: usize, env: &[(&str, &str)]) -> Gateway {
     let (port, dir, cfg) = write_config(shards, servers);
-    launch(&cfg, port, shards, Some(dir), &[])
+    launch(&cfg, port, shards, Some(dir), env)
 }
 
 /// Start the gateway on a config file of the repository (listening on a free port instead).
