@@ -158,6 +158,7 @@ fn every_branch_of_the_request_flow() {
             a.get("role").is_none(),
             "no role before a key is valid: {a}"
         );
+        assert_eq!(a["method"], "tools/list", "refused, still named: {a}");
         if let Some(k) = key {
             let secret = k.rsplit('_').next().unwrap_or(k);
             assert!(
@@ -166,6 +167,31 @@ fn every_branch_of_the_request_flow() {
             );
         }
     }
+    // A refused call names the server and the upstream's own tool, as an admitted one does.
+    let (s, _, _) = call(
+        &gw,
+        None,
+        "tools/call",
+        Some("notes__delete_note"),
+        json!({"arguments": {"id": 1}}),
+    );
+    assert_eq!(s, 401);
+    let a = last_line(&audit);
+    assert_eq!(
+        (
+            a["event"].as_str(),
+            a["method"].as_str(),
+            a["server"].as_str(),
+            a["tool"].as_str()
+        ),
+        (
+            Some("denied"),
+            Some("tools/call"),
+            Some("notes"),
+            Some("delete_note")
+        ),
+        "{a}"
+    );
     let (_, _, v) = call(&gw, Some(EXPIRED), "tools/list", None, json!({}));
     assert!(
         v["error"]["message"]

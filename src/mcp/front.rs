@@ -80,7 +80,12 @@ async fn route(
             });
             let who = match admit(ctx, head, peer, note).await {
                 Ok(p) => p,
-                Err(resp) => return resp,
+                Err(resp) => {
+                    if m == HttpMethod::Post {
+                        note_refused(ctx, note, &body);
+                    }
+                    return resp;
+                }
             };
             match m {
                 HttpMethod::Post => post(ctx, head, body, who, note, sink).await,
@@ -100,6 +105,39 @@ async fn route(
             br#"{"error":"not found: the MCP endpoint is /mcp"}"#.to_vec(),
         ),
     }
+}
+
+/// A call refused at the gate is still audited with its method and tool: the body was read
+/// before the gate, and parsing it here costs nothing on the admitted path. A body that does not
+/// parse leaves them out.
+/// As for an admitted call, `server` and `tool` name the upstream and its own tool name (a name
+/// not in the catalog is kept as sent).
+fn note_refused(ctx: &ShardCtx, note: &Note, body: &Bytes) {
+    let Ok(frame) = Frame::parse(body.clone()) else {
+        return;
+    };
+    let method = frame.method().map(|m| m.into_owned());
+    let catalog = ctx.shared.catalog.load();
+    let routes = match method.as_deref() {
+        Some("tools/call") => Some(&catalog.tools),
+        Some("prompts/get") => Some(&catalog.prompts),
+        _ => None,
+    };
+    let (server, tool) = match (routes, frame.name()) {
+        (Some(routes), Some(name)) => match routes.get(name.as_ref()) {
+            Some(r) => (
+                ctx.shared.upstream(r.upstream).map(|u| u.name.clone()),
+                Some(r.original.to_string()),
+            ),
+            None => (None, Some(name.into_owned())),
+        },
+        _ => (None, None),
+    };
+    note.set(|f| {
+        f.method = method;
+        f.server = server;
+        f.tool = tool;
+    });
 }
 
 trait WithStatus {
