@@ -113,11 +113,17 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
     out
 }
 
-/// A queued line; in strict mode, who to tell once it is on disk.
+/// A queued line; in strict mode, who to tell once it is on disk (or that it could not be put there).
 struct Pending {
     line: Vec<u8>,
-    done: Option<flume::Sender<()>>,
+    done: Option<flume::Sender<Result<(), AuditFailed>>>,
 }
+
+/// A strict-mode line that did not reach the disk (a failed write, rotation or fsync): the request
+/// it records must not be answered as a success.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit log: {0}")]
+pub struct AuditFailed(pub std::sync::Arc<str>);
 
 /// A running audit log and its writer thread (joined at stop).
 pub type Started = (Arc<AuditLog>, std::thread::JoinHandle<()>);
@@ -135,6 +141,8 @@ pub struct AuditLog {
     pub waits: AtomicU64,
     /// Longest a request has waited for queue room, in µs.
     pub max_wait_us: AtomicU64,
+    /// Failed writes, rotations and fsyncs (each also logged).
+    pub errors: AtomicU64,
 }
 
 impl AuditLog {
@@ -155,6 +163,7 @@ impl AuditLog {
             written: AtomicU64::new(0),
             waits: AtomicU64::new(0),
             max_wait_us: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
         });
         let l = log.clone();
         let interval = Duration::from_millis(cfg.fsync_interval_ms.max(1));
@@ -167,10 +176,11 @@ impl AuditLog {
     }
 
     /// Queue a line from shard `shard` (0-based); waits for room, and in strict mode until the line
-    /// is on disk.
-    pub async fn record(&self, shard: usize, line: Vec<u8>) {
+    /// is on disk — an `Err` then says it is not (batched mode never fails here: its errors are
+    /// counted and logged by the writer).
+    pub async fn record(&self, shard: usize, line: Vec<u8>) -> Result<(), AuditFailed> {
         let Some(q) = self.queues.get(shard).or_else(|| self.queues.first()) else {
-            return;
+            return Ok(());
         };
         let (done, wait_disk) = match self.durability {
             Durability::Strict => {
@@ -196,8 +206,12 @@ impl AuditLog {
                 .fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
         self.wake();
-        if let Some(rx) = wait_disk {
-            let _ = rx.recv_async().await;
+        match wait_disk {
+            Some(rx) => rx
+                .recv_async()
+                .await
+                .unwrap_or_else(|_| Err(AuditFailed("the audit writer stopped".into()))),
+            None => Ok(()),
         }
     }
 

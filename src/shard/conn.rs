@@ -190,7 +190,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         }; // the handler's future is dropped here
         let Some(outcome) = outcome else { return };
-        let resp: Response = match outcome {
+        let mut resp: Response = match outcome {
             Ok(r) => r,
             Err(()) => {
                 tracing::error!(%peer, "a request handler panicked; answered 500");
@@ -230,13 +230,18 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     bytes_in,
                     bytes_out: resp.body.len() + streamed.unwrap_or(0),
                 };
-                // Strict durability waits here, before the response leaves.
-                audit
+                // Strict durability waits here, before the response leaves; a line that did
+                // not reach the disk turns the answer into an error.
+                let recorded = audit
                     .record(
                         ctx.index() as usize - 1,
                         crate::audit::line(&note.take(), &outcome),
                     )
                     .await;
+                if let Err(e) = recorded {
+                    tracing::error!(%peer, "{e}: the request is answered with 500");
+                    resp = audit_failed(resp, &e);
+                }
             }
         }
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping() && !detached;
@@ -280,6 +285,19 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             return;
         }
     }
+}
+
+/// The answer to a request whose strict audit line could not be written: a JSON-RPC internal error
+/// with the request's id, naming the failure (a success whose record is not on disk would break the
+/// durability promise). The original answer's headers (session id, CORS) stay.
+fn audit_failed(resp: Response, e: &crate::audit::AuditFailed) -> Response {
+    let id = sonic_rs::get(resp.body.as_slice(), ["id"])
+        .ok()
+        .map(|v| v.as_raw_str().as_bytes().to_vec());
+    let err = crate::error::Error::internal(format!("the request's {e}; its outcome is unknown"));
+    let mut out = Response::json(500, err.to_jsonrpc(id.as_deref()));
+    out.headers = resp.headers;
+    out
 }
 
 /// Serve a standing stream after its head (in `out`): each message as it comes, a keep-alive comment
