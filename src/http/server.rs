@@ -114,6 +114,10 @@ where
     let (head, head_len) = loop {
         if !buf.is_empty() {
             match parse_head(&buf) {
+                // A whole head that arrived in one read is held to the limit too.
+                Ok(Some((_, len))) if len > limits.max_header_bytes => {
+                    return (Err(ReadError::HeadTooLarge), buf)
+                }
                 Ok(Some(h)) => break h,
                 Ok(None) if buf.len() > limits.max_header_bytes => {
                     return (Err(ReadError::HeadTooLarge), buf)
