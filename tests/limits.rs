@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
+use serde_json::{json, Value};
 
 /// Everything the connection sends until it closes (or 10 s pass).
 fn read_all(s: &mut TcpStream) -> String {
@@ -42,4 +43,138 @@ fn a_whole_head_over_the_limit_in_one_read_gets_431() {
     s.write_all(&padded_head(1000)).expect("write");
     let answer = read_all(&mut s);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+/// A 2026-07-28 request (no session needed), with `extra` headers; (status, headers, body).
+fn call(
+    addr: std::net::SocketAddr,
+    extra: &[(&str, &str)],
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+) -> (u16, Vec<(String, String)>, Value) {
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}});
+    let mut h = vec![
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if let Some(n) = name {
+        params["name"] = n.into();
+        h.push(("Mcp-Name", n));
+    }
+    h.extend_from_slice(extra);
+    post(
+        addr,
+        &h,
+        &json!({"jsonrpc":"2.0","id":7,"method":method,"params":params}),
+    )
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A fresh audit file path in the temp folder.
+fn audit_path(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("sy-limits-{name}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn audit_lines(p: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+        .collect()
+}
+
+#[test]
+fn a_server_at_max_concurrent_refuses_one_more_call_at_once() {
+    let audit = audit_path("concurrent");
+    let gw = start(
+        &format!(
+            "[audit]\nenabled = true\ndurability = \"strict\"\npath = {:?}\n\n[[servers]]\nname = \"util\"\ncommand = \"${{SWITCHYARD_BIN}}\"\nargs = [\"demo-server\", \"util\"]\nmax_concurrent = 2\n",
+            audit.to_string_lossy()
+        ),
+        2,
+    );
+    let addr = gw.addr;
+    // Three calls at once (on two shards) to a server that takes two: the two in flight sleep
+    // 1.5 s each (the demo server runs them one after the other), so the third finds it full.
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::spawn(move || {
+                // Staggered a little so the refused one is the last, and so it finds both taken.
+                std::thread::sleep(Duration::from_millis(200 * i));
+                let t = std::time::Instant::now();
+                let r = call(
+                    addr,
+                    &[],
+                    "tools/call",
+                    Some("util__sleep_ms"),
+                    json!({"arguments":{"ms":1500}}),
+                );
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<_> = calls.into_iter().map(|c| c.join().expect("call")).collect();
+    let refused: Vec<_> = results.iter().filter(|((s, _, _), _)| *s == 503).collect();
+    assert_eq!(refused.len(), 1, "exactly one refusal: {results:?}");
+    let ((_, h, v), took) = refused[0];
+    assert_eq!(v["error"]["code"], -31057, "{v}");
+    assert_eq!(v["id"], 7);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("util"),
+        "{v}"
+    );
+    assert_eq!(header(h, "retry-after"), Some("1"));
+    assert!(
+        *took < Duration::from_millis(1000),
+        "answered promptly: {took:?}"
+    );
+    for ((s, _, v), _) in results.iter().filter(|((s, _, _), _)| *s != 503) {
+        assert_eq!(*s, 200, "{v}");
+        assert_eq!(v["result"]["content"][0]["text"], "slept 1500 ms", "{v}");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(3000));
+    // Both places are back: two more calls at once both pass.
+    let again: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                call(
+                    addr,
+                    &[],
+                    "tools/call",
+                    Some("util__sleep_ms"),
+                    json!({"arguments":{"ms":10}}),
+                )
+                .0
+            })
+        })
+        .collect();
+    for c in again {
+        assert_eq!(c.join().expect("call"), 200);
+    }
+    let (_, _, health) = request(addr, "GET", "/health", &[], None).expect("health");
+    let health: Value = serde_json::from_slice(&health).expect("json");
+    assert_eq!(health["upstreams"][0]["max_concurrent"], 2);
+    assert_eq!(health["upstreams"][0]["in_flight"], 0);
+    // The refusal is audited with its reason.
+    let lines = audit_lines(&audit);
+    let refusals: Vec<_> = lines.iter().filter(|l| l["event"] == "refused").collect();
+    assert_eq!(refusals.len(), 1, "{lines:?}");
+    assert_eq!(refusals[0]["status"], 503);
+    assert_eq!(refusals[0]["code"], -31057);
+    assert_eq!(refusals[0]["server"], "util");
+    assert!(refusals[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("max_concurrent = 2"));
+    let _ = std::fs::remove_file(&audit);
 }

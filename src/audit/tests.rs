@@ -148,6 +148,9 @@ fn batched_write_errors_are_counted() {
         return;
     }
     let (results, log) = record_on_full_device(Durability::Batched);
-    assert!(results.iter().all(Result::is_ok), "batched never waits for the disk");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "batched never waits for the disk"
+    );
     assert!(log.errors.load(Ordering::Relaxed) >= 1);
 }

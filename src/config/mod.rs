@@ -259,6 +259,8 @@ pub struct Server {
     pub isolation: Isolation,
     /// With `isolation = "session"`: at most this many dedicated connections at once.
     pub isolation_limit: usize,
+    /// Requests forwarded to this server at once, over all shards; more get 503 (`None` = no cap).
+    pub max_concurrent: Option<usize>,
 }
 
 /// `[[servers]] isolation`: `shared` (one child or stream for every client) or `session` (a
@@ -359,6 +361,7 @@ struct RawServer {
     isolation: Option<Spanned<Isolation>>,
     #[serde(default = "default_isolation_limit")]
     isolation_limit: usize,
+    max_concurrent: Option<usize>,
 }
 
 fn default_isolation_limit() -> usize {
@@ -591,6 +594,12 @@ impl Config {
                     format!("server {name:?}: isolation_limit must be at least 1"),
                 ));
             }
+            if s.max_concurrent == Some(0) {
+                return Err(loc.at(
+                    at,
+                    format!("server {name:?}: max_concurrent must be at least 1 (leave it out for no cap)"),
+                ));
+            }
             servers.push(Server {
                 name: name.clone(),
                 transport,
@@ -603,6 +612,7 @@ impl Config {
                 era: s.era,
                 isolation,
                 isolation_limit: s.isolation_limit,
+                max_concurrent: s.max_concurrent,
             });
         }
         let mut auth = raw.auth;
@@ -856,6 +866,19 @@ enabled = false
             t => panic!("{t:?}"),
         }
         assert!(!c.servers[1].enabled);
+    }
+
+    #[test]
+    fn max_concurrent_is_optional_and_at_least_one() {
+        let c = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_concurrent = 4\n[[servers]]\nname = \"b\"\ncommand = \"x\"\n").unwrap();
+        assert_eq!(c.servers[0].max_concurrent, Some(4));
+        assert_eq!(c.servers[1].max_concurrent, None);
+        let e =
+            parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_concurrent = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("max_concurrent must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -312,6 +312,23 @@ async fn forward(
         f.server = Some(up.name.clone());
         f.tool = Some(route.original.to_string());
     });
+    // The server's `max_concurrent`, held until this function returns or its future is dropped.
+    let _slot = up.slot().map_err(|cap| {
+        ex.note.set(|f| {
+            f.event = Some("refused");
+            f.reason = Some(format!(
+                "server {:?} has its max_concurrent = {cap} requests in flight",
+                up.name
+            ));
+        });
+        Error::upstream(
+            ErrorKind::Overloaded,
+            format!(
+                "Server {} is busy ({cap} requests in flight); retry shortly",
+                up.name
+            ),
+        )
+    })?;
     let params_span = ex
         .frame
         .params_span()

@@ -119,7 +119,12 @@ pub fn error_response(e: &Error, id: Option<&[u8]>, era: Option<ClientEra>) -> R
     if era == Some(ClientEra::Modern) && e.kind == ErrorKind::MethodNotFound {
         status = 404;
     }
-    Response::json(status, e.to_jsonrpc(id))
+    let resp = Response::json(status, e.to_jsonrpc(id));
+    if e.kind == ErrorKind::Overloaded {
+        // A server at its concurrency cap frees a place as soon as any of its calls ends.
+        return resp.header("Retry-After", "1".to_owned());
+    }
+    resp
 }
 
 /// The answer to a request that could not even be read (bad head, too large, too slow).
@@ -297,6 +302,10 @@ fn health(ctx: &ShardCtx) -> Response {
             if u.config.isolation == crate::config::Isolation::Session {
                 // Sessions with their own connection to it (`isolation = "session"`).
                 v["sessions"] = isolated.count(u.index).into();
+            }
+            if let Some(cap) = u.config.max_concurrent {
+                v["max_concurrent"] = cap.into();
+                v["in_flight"] = u.in_flight().into();
             }
             match &**status {
                 crate::upstream::Status::Ready(h) => {
