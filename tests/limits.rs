@@ -178,3 +178,53 @@ fn a_server_at_max_concurrent_refuses_one_more_call_at_once() {
         .contains("max_concurrent = 2"));
     let _ = std::fs::remove_file(&audit);
 }
+
+/// A new key for `role` from `switchyard keys new`: (the key, its `[[auth.keys]]` entry).
+fn mint(role: &str) -> (String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["keys", "new", "--role", role])
+        .output()
+        .expect("keys new");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = text
+        .split_whitespace()
+        .find(|w| w.starts_with("sy_"))
+        .expect("a key")
+        .to_owned();
+    let entry = text[text.find("[[auth.keys]]").expect("an entry")..].to_owned();
+    (key, entry)
+}
+
+#[test]
+fn a_key_overrides_its_roles_burst() {
+    let (plain, plain_entry) = mint("r");
+    let (roomy, roomy_entry) = mint("r");
+    let gw = start(
+        &format!(
+            "[roles.r]\nrate_per_s = 0.01\nburst = 2\n\n{plain_entry}\n{roomy_entry}\nburst = 4\n\n{DEMOS}"
+        ),
+        2,
+    );
+    let admitted = |key: &str| {
+        let auth = format!("Bearer {key}");
+        let mut n = 0;
+        loop {
+            let (s, h, v) = call(
+                gw.addr,
+                &[("Authorization", &auth)],
+                "tools/list",
+                None,
+                json!({}),
+            );
+            if s != 200 {
+                assert_eq!((s, v["error"]["code"].as_i64()), (429, Some(-31056)), "{v}");
+                assert!(header(&h, "retry-after").is_some());
+                return n;
+            }
+            n += 1;
+            assert!(n < 10, "never limited");
+        }
+    };
+    assert_eq!(admitted(&plain), 2, "the role's burst");
+    assert_eq!(admitted(&roomy), 4, "the key's own burst");
+}

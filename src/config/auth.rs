@@ -164,6 +164,10 @@ pub struct KeyEntry {
     /// Revoked keys stay listed (for the audit trail) and never authenticate.
     #[serde(default)]
     pub revoked: bool,
+    /// This key's sustained requests per second, instead of its role's (0 = no limit).
+    pub rate_per_s: Option<f64>,
+    /// This key's burst, instead of its role's.
+    pub burst: Option<u32>,
 }
 
 /// A keys file: `[[keys]]` entries only.

@@ -59,6 +59,9 @@ pub struct KeyRecord {
     pub role: u16,
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    /// The key's own rate when it sets `rate_per_s` or `burst` (the rest from its role);
+    /// `None` = its role's.
+    rate: Option<Option<Rate>>,
 }
 
 /// One role's rules.
@@ -209,12 +212,20 @@ impl Policy {
             let k = k.get_ref();
             let role = role_of(&k.role)
                 .ok_or_else(|| format!("key {:?}: unknown role {:?}", k.id, k.role))?;
+            let of_role = &roles[role as usize].rules;
+            let rate = (k.rate_per_s.is_some() || k.burst.is_some()).then(|| {
+                Rate::new(
+                    k.rate_per_s.unwrap_or(of_role.rate_per_s),
+                    k.burst.unwrap_or(of_role.burst),
+                )
+            });
             keys.push(KeyRecord {
                 id: k.id.clone(),
                 phc: k.hash.clone(),
                 role,
                 expires_at: k.expires.as_deref().and_then(config::parse_utc),
                 revoked: k.revoked,
+                rate,
             });
         }
         let oauth = match (&config.auth.oauth, prev.and_then(|p| p.oauth.as_ref())) {
@@ -477,8 +488,8 @@ impl Policy {
         rx.recv_async().await.unwrap_or(false)
     }
 
-    /// Charge the caller's bucket: its key's or its token subject's (rate from its role) or,
-    /// anonymous, its IP's.
+    /// Charge the caller's bucket: its key's (at the key's own rate, else its role's), its token
+    /// subject's (rate from its role) or, anonymous, its IP's.
     pub fn charge(&self, p: &Principal, ip: IpAddr) -> Result<(), Duration> {
         let now = self.epoch.now_ns();
         let role_rate = self
@@ -486,10 +497,16 @@ impl Policy {
             .get(p.role as usize)
             .and_then(|r| r.rate.as_ref());
         let verdict = match (p.key, p.owner) {
-            (Some(k), _) => match (role_rate, self.key_buckets.get(k as usize)) {
-                (Some(rate), Some(bucket)) => bucket.charge(rate, now),
-                _ => Verdict::Allow,
-            },
+            (Some(k), _) => {
+                let rate = match self.keys.get(k as usize).and_then(|r| r.rate.as_ref()) {
+                    Some(own) => own.as_ref(),
+                    None => role_rate,
+                };
+                match (rate, self.key_buckets.get(k as usize)) {
+                    (Some(rate), Some(bucket)) => bucket.charge(rate, now),
+                    _ => Verdict::Allow,
+                }
+            }
             // A bearer token: its subject's bucket, at its role's rate.
             (None, owner) if owner != 0 => match role_rate {
                 Some(rate) => self.owner_buckets.bucket(owner).charge(rate, now),

@@ -80,3 +80,28 @@ fn each_key_has_its_own_bucket() {
     assert!(p.charge(&k0, ip).is_err());
     assert!(p.charge(&k1, ip).is_ok(), "another key is not charged");
 }
+
+#[test]
+fn a_key_may_set_its_own_rate_and_burst() {
+    let c = config(&format!(
+        "[roles.r]\nrate_per_s = 1\nburst = 2\n\
+         [[auth.keys]]\nid = \"role\"\nhash = \"{HASH}\"\nrole = \"r\"\n\
+         [[auth.keys]]\nid = \"more\"\nhash = \"{HASH}\"\nrole = \"r\"\nburst = 5\n\
+         [[auth.keys]]\nid = \"free\"\nhash = \"{HASH}\"\nrole = \"r\"\nrate_per_s = 0\n\
+         [[auth.keys]]\nid = \"less\"\nhash = \"{HASH}\"\nrole = \"r\"\nrate_per_s = 0.5\nburst = 1\n"
+    ));
+    let p = Policy::compile(&c).unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let admitted = |key: u32| {
+        let who = Principal {
+            key: Some(key),
+            role: 0,
+            owner: u64::from(key) + 1,
+        };
+        (0..20).take_while(|_| p.charge(&who, ip).is_ok()).count()
+    };
+    assert_eq!(admitted(0), 2, "the role's burst");
+    assert_eq!(admitted(1), 5, "the key's burst at the role's rate");
+    assert_eq!(admitted(2), 20, "rate_per_s = 0: no limit for this key");
+    assert_eq!(admitted(3), 1, "the key's own rate and burst");
+}
