@@ -165,6 +165,11 @@ fn a_server_at_max_concurrent_refuses_one_more_call_at_once() {
     let health: Value = serde_json::from_slice(&health).expect("json");
     assert_eq!(health["upstreams"][0]["max_concurrent"], 2);
     assert_eq!(health["upstreams"][0]["in_flight"], 0);
+    // The audit log's counters (strict: all five calls' lines are written).
+    assert_eq!(health["audit"]["written"], 5, "{health}");
+    assert_eq!(health["audit"]["backlog"], 0);
+    assert_eq!(health["audit"]["errors"], 0);
+    assert!(health["audit"]["waits"].is_u64() && health["audit"]["max_wait_us"].is_u64());
     // The refusal is audited with its reason.
     let lines = audit_lines(&audit);
     let refusals: Vec<_> = lines.iter().filter(|l| l["event"] == "refused").collect();

@@ -322,13 +322,25 @@ fn health(ctx: &ShardCtx) -> Response {
             v
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "status": if all_ready { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "shards": shared.shard_count,
         "uptime_s": shared.started.elapsed().as_secs(),
         "upstreams": ups,
     });
+    if let Some(a) = &shared.audit {
+        // The audit log's lag: lines waiting for the writer, and how often (and how long at
+        // most) requests waited for queue room.
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        body["audit"] = json!({
+            "written": n(&a.written),
+            "backlog": a.backlog(),
+            "waits": n(&a.waits),
+            "max_wait_us": n(&a.max_wait_us),
+            "errors": n(&a.errors),
+        });
+    }
     Response::json(200, body.to_string().into_bytes())
 }
 
