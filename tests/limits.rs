@@ -233,3 +233,50 @@ fn a_key_overrides_its_roles_burst() {
     assert_eq!(admitted(&plain), 2, "the role's burst");
     assert_eq!(admitted(&roomy), 4, "the key's own burst");
 }
+
+#[test]
+fn a_blocked_call_is_audited_with_the_rule_and_answered_as_unknown() {
+    let (key, entry) = mint("r");
+    let audit = audit_path("blocked");
+    let gw = start(
+        &format!(
+            "[roles.r]\nblocked_tools = [\"util/sleep*\"]\n\n{entry}\n[audit]\nenabled = true\ndurability = \"strict\"\npath = {:?}\n\n{DEMOS}",
+            audit.to_string_lossy()
+        ),
+        1,
+    );
+    let auth = format!("Bearer {key}");
+    let blocked = call(
+        gw.addr,
+        &[("Authorization", &auth)],
+        "tools/call",
+        Some("util__sleep_ms"),
+        json!({"arguments":{"ms":1}}),
+    );
+    let missing = call(
+        gw.addr,
+        &[("Authorization", &auth)],
+        "tools/call",
+        Some("util__no_such"),
+        json!({"arguments":{}}),
+    );
+    // The client cannot tell a hidden tool from a missing one.
+    assert_eq!(blocked.0, missing.0);
+    assert_eq!(blocked.2["error"]["code"], missing.2["error"]["code"]);
+    assert_eq!(
+        blocked.2["error"]["message"],
+        "Unknown tool: util__sleep_ms"
+    );
+    assert!(!blocked.2.to_string().contains("glob"), "{}", blocked.2);
+    let lines = audit_lines(&audit);
+    let line = lines
+        .iter()
+        .find(|l| l["event"] == "blocked")
+        .expect("a blocked line");
+    assert_eq!(line["tool"], "sleep_ms");
+    assert_eq!(
+        line["reason"],
+        "not visible to role \"r\": role \"r\"'s blocked_tools glob \"util/sleep*\""
+    );
+    let _ = std::fs::remove_file(&audit);
+}

@@ -222,15 +222,25 @@ pub(crate) fn may_use(ctx: &ShardCtx, view: &View, role: u16, item: Item, route:
 /// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
 /// the audit log, to its line).
 fn hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, what: &str, name: &str) -> Error {
-    let server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
-    let role = ctx.shared.policy.role_name(ex.who.role).to_owned();
     ex.note.set(|f| {
+        let item = if what == "Unknown prompt" {
+            Item::Prompt
+        } else {
+            Item::Tool
+        };
+        let policy = ctx.shared.policy.load();
+        let server = ctx.shared.config.servers.get(route.upstream as usize);
+        let why = server.and_then(|s| policy.refusal(ex.who.role, s, item, &route.original));
+        let role = policy.role_name(ex.who.role);
         f.event = Some("blocked");
-        f.server = server;
+        f.server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
         f.tool = Some(route.original.to_string());
-        f.reason = Some(format!(
-            "not visible to role {role:?} (server or role rules)"
-        ));
+        // The visibility sets were compiled from the same rules; a reload in between may
+        // leave no rule to name.
+        f.reason = Some(match why {
+            Some(w) => format!("not visible to role {role:?}: {w}"),
+            None => format!("not visible to role {role:?} (the rules changed since)"),
+        });
     });
     Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
 }

@@ -525,8 +525,20 @@ impl Policy {
 
     /// May `role` use `name` (a tool or prompt name, or a resource URI) on `server`?
     pub fn visible(&self, role: u16, server: &config::Server, item: Item, name: &str) -> bool {
+        self.refusal(role, server, item, name).is_none()
+    }
+
+    /// The rule that keeps `name` from `role` on `server`, for the audit line (never for the
+    /// caller, to whom a hidden thing does not exist); `None` when the role may use it.
+    pub fn refusal(
+        &self,
+        role: u16,
+        server: &config::Server,
+        item: Item,
+        name: &str,
+    ) -> Option<String> {
         let Some(r) = self.roles.get(role as usize) else {
-            return false;
+            return Some(format!("unknown role #{role}"));
         };
         let anonymous = role == self.anonymous_role();
         if !anonymous
@@ -535,23 +547,47 @@ impl Policy {
                 .as_ref()
                 .is_some_and(|allowed| !allowed.contains(&r.name))
         {
-            return false;
+            return Some(format!(
+                "role {:?} is not in server {:?}'s allowed_roles",
+                r.name, server.name
+            ));
         }
         if item == Item::Tool {
             if !server.allowed_tools.is_empty() && !glob::any(&server.allowed_tools, name) {
-                return false;
+                return Some(format!(
+                    "tool {name:?} matches none of server {:?}'s allowed_tools",
+                    server.name
+                ));
             }
-            if glob::any(&server.blocked_tools, name) {
-                return false;
+            if let Some(g) = glob::first(&server.blocked_tools, name) {
+                return Some(format!(
+                    "server {:?}'s blocked_tools glob {g:?}",
+                    server.name
+                ));
             }
         }
-        let (allowed, blocked) = match item {
-            Item::Tool => (&r.rules.allowed_tools, &r.rules.blocked_tools),
-            Item::Prompt => (&r.rules.allowed_prompts, &r.rules.blocked_prompts),
-            Item::Resource => (&r.rules.allowed_resources, &r.rules.blocked_resources),
+        let (allowed, blocked, kind) = match item {
+            Item::Tool => (&r.rules.allowed_tools, &r.rules.blocked_tools, "tools"),
+            Item::Prompt => (
+                &r.rules.allowed_prompts,
+                &r.rules.blocked_prompts,
+                "prompts",
+            ),
+            Item::Resource => (
+                &r.rules.allowed_resources,
+                &r.rules.blocked_resources,
+                "resources",
+            ),
         };
         let path = format!("{}/{name}", server.name);
-        glob::any(allowed, &path) && !glob::any(blocked, &path)
+        if !glob::any(allowed, &path) {
+            return Some(format!(
+                "{path:?} matches none of role {:?}'s allowed_{kind}",
+                r.name
+            ));
+        }
+        glob::first(blocked, &path)
+            .map(|g| format!("role {:?}'s blocked_{kind} glob {g:?}", r.name))
     }
 
     pub fn role_name(&self, role: u16) -> &str {

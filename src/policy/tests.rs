@@ -105,3 +105,53 @@ fn a_key_may_set_its_own_rate_and_burst() {
     assert_eq!(admitted(2), 20, "rate_per_s = 0: no limit for this key");
     assert_eq!(admitted(3), 1, "the key's own rate and burst");
 }
+
+#[test]
+fn a_refusal_names_the_rule() {
+    let c = config(&format!(
+        "[roles.r]\nallowed_tools = [\"a/*\", \"c/*\"]\nblocked_tools = [\"a/del*\"]\nblocked_prompts = [\"a/p?\"]\n[roles.s]\n\
+         [[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n\
+         [[servers]]\nname = \"a\"\ncommand = \"x\"\nblocked_tools = [\"internal_*\"]\n\
+         [[servers]]\nname = \"b\"\ncommand = \"x\"\nallowed_roles = [\"s\"]\n\
+         [[servers]]\nname = \"c\"\ncommand = \"x\"\nallowed_tools = [\"get_*\"]\n"
+    ));
+    let p = Policy::compile(&c).unwrap();
+    let (a, b, srv_c) = (&c.servers[0], &c.servers[1], &c.servers[2]);
+    let why = |server, item, name| p.refusal(0, server, item, name).unwrap_or_default();
+    assert_eq!(p.refusal(0, a, Item::Tool, "read"), None);
+    assert_eq!(
+        why(a, Item::Tool, "delete_all"),
+        "role \"r\"'s blocked_tools glob \"a/del*\""
+    );
+    assert_eq!(
+        why(a, Item::Tool, "internal_x"),
+        "server \"a\"'s blocked_tools glob \"internal_*\""
+    );
+    assert_eq!(
+        why(b, Item::Tool, "x"),
+        "role \"r\" is not in server \"b\"'s allowed_roles"
+    );
+    assert_eq!(
+        why(srv_c, Item::Tool, "put_x"),
+        "tool \"put_x\" matches none of server \"c\"'s allowed_tools"
+    );
+    assert_eq!(p.refusal(0, srv_c, Item::Tool, "get_x"), None);
+    assert_eq!(
+        why(a, Item::Prompt, "p1"),
+        "role \"r\"'s blocked_prompts glob \"a/p?\""
+    );
+    // Role s allows everything but server a blocks internal_*.
+    assert_eq!(p.refusal(1, a, Item::Tool, "read"), None);
+    let d = &c.servers[2];
+    assert!(p.refusal(1, d, Item::Tool, "put_x").is_some());
+    // Allowed by no role glob.
+    let c2 = config(&format!(
+        "[roles.r]\nallowed_tools = [\"a/*\"]\n[[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n[[servers]]\nname = \"z\"\ncommand = \"x\"\n"
+    ));
+    let p2 = Policy::compile(&c2).unwrap();
+    assert_eq!(
+        p2.refusal(0, &c2.servers[0], Item::Tool, "t")
+            .unwrap_or_default(),
+        "\"z/t\" matches none of role \"r\"'s allowed_tools"
+    );
+}
