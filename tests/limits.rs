@@ -280,3 +280,57 @@ fn a_blocked_call_is_audited_with_the_rule_and_answered_as_unknown() {
     );
     let _ = std::fs::remove_file(&audit);
 }
+
+/// Send `parts` with `gap` between them on `s`.
+fn trickle(s: &mut TcpStream, parts: &[&str], gap: Duration) {
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(gap);
+        }
+        if s.write_all(p.as_bytes()).is_err() {
+            return; // the gateway gave up on us: what the caller checks
+        }
+    }
+}
+
+#[test]
+fn a_slow_head_gets_408_but_a_long_idle_keep_alive_does_not() {
+    let gw = start("request_read_timeout_ms = 500\nidle_timeout_ms = 5000\n", 1);
+    // A head trickled over ~1.2 s against a 500 ms request-read limit.
+    let mut s = TcpStream::connect(gw.addr).expect("connect");
+    let started = std::time::Instant::now();
+    trickle(
+        &mut s,
+        &[
+            "GET /health HTTP/1.1\r\n",
+            "Host: x\r\n",
+            "X-A: 1\r\n",
+            "X-B: 2\r\n",
+            "\r\n",
+        ],
+        Duration::from_millis(300),
+    );
+    let answer = read_all(&mut s);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408 "),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "closed in time");
+
+    // A kept-alive connection idle for twice the request-read limit (within the idle timeout),
+    // whose next head comes in two pieces: served, the clock starts at its first byte.
+    let s = TcpStream::connect(gw.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    for round in 0..2 {
+        trickle(
+            &mut w,
+            &["GET /health HTTP/1.1\r\nHo", "st: x\r\n\r\n"],
+            Duration::from_millis(150),
+        );
+        let (line, _) = read_message(&mut r).expect("read").expect("an answer");
+        assert!(line.starts_with("HTTP/1.1 200"), "round {round}: {line}");
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}

@@ -62,6 +62,9 @@ pub struct Gateway {
     pub session_idle_timeout_ms: u64,
     /// How long a connection may sit idle between requests.
     pub idle_timeout_ms: u64,
+    /// Time a client has to send a whole request (head and body) from its first byte; slower
+    /// ones get 408 and are closed (slowloris).
+    pub request_read_timeout_ms: u64,
     /// Name the gateway gives itself in `serverInfo`.
     pub server_name: String,
     /// Serve HTTPS instead of HTTP.
@@ -153,6 +156,7 @@ impl Default for Gateway {
             request_timeout_ms: 60_000,
             session_idle_timeout_ms: 30 * 60_000,
             idle_timeout_ms: 120_000,
+            request_read_timeout_ms: 30_000,
             server_name: "switchyard".into(),
             tls: None,
             max_connections_per_shard: 10_000,
@@ -419,6 +423,9 @@ impl Config {
                     gw.listen.get_ref()
                 ),
             ));
+        }
+        if gw.request_read_timeout_ms == 0 {
+            return Err(loc.at(0, "gateway: request_read_timeout_ms must be > 0"));
         }
         if gw.max_body_bytes == 0 || gw.max_header_bytes < 1024 {
             return Err(loc.at(

@@ -71,7 +71,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         max_header_bytes: gw.max_header_bytes,
         max_body_bytes: gw.max_body_bytes,
         idle: Duration::from_millis(gw.idle_timeout_ms),
-        read: Duration::from_secs(30),
+        read: Duration::from_millis(gw.request_read_timeout_ms),
     };
     // Small to start: a thousand idle keep-alive clients should not cost 16 KB each; both grow to
     // what the connection's messages need.
