@@ -334,3 +334,45 @@ fn a_slow_head_gets_408_but_a_long_idle_keep_alive_does_not() {
         std::thread::sleep(Duration::from_millis(1000));
     }
 }
+
+#[test]
+fn wrong_keys_spend_the_address_bucket() {
+    let (key, entry) = mint("r");
+    let gw = start(
+        &format!("[auth]\nip_rate_per_s = 0.01\nip_burst = 2\n\n[roles.r]\n\n{entry}\n{DEMOS}"),
+        1,
+    );
+    let wrong = format!("Bearer {}x", &key[..key.len() - 1]);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (s, h, v) = call(
+            gw.addr,
+            &[("Authorization", &wrong)],
+            "tools/list",
+            None,
+            json!({}),
+        );
+        statuses.push((s, v["error"]["code"].as_i64()));
+        if s == 429 {
+            assert!(header(&h, "retry-after").is_some());
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            (401, Some(-31054)),
+            (401, Some(-31054)),
+            (429, Some(-31056))
+        ]
+    );
+    // Until the bucket refills, the address is not verified at all (even a good key waits).
+    let good = format!("Bearer {key}");
+    let (s, _, _) = call(
+        gw.addr,
+        &[("Authorization", &good)],
+        "tools/list",
+        None,
+        json!({}),
+    );
+    assert_eq!(s, 429);
+}

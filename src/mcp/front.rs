@@ -148,9 +148,20 @@ async fn admit(
     note: &Note,
 ) -> Result<Principal, Response> {
     let creds = Credentials::from_headers(head.authorization.as_deref(), head.x_api_key.as_deref());
-    let admitted = match authenticate(ctx, creds, note).await {
-        Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
-        Err(r) => Err(r),
+    let admitted = match failures_exhausted(ctx, peer.ip(), note) {
+        Some(r) => Err(r),
+        None => match authenticate(ctx, creds, note).await {
+            Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
+            Err(r) if r.error.kind == ErrorKind::Unauthorized => {
+                // A wrong key costs its address a token of `auth.ip_rate_per_s` (when set):
+                // guessing is as slow as that rate, and the Argon2 thread is not a free oracle.
+                match ctx.shared.policy.load().charge_failure(peer.ip()) {
+                    Ok(()) => Err(r),
+                    Err(wait) => Err(failures_refusal(wait, note)),
+                }
+            }
+            Err(r) => Err(r),
+        },
     };
     admitted.map_err(|r| {
         let mut resp = error_response(&r.error, None, None);
@@ -167,6 +178,35 @@ async fn admit(
         }
         resp
     })
+}
+
+/// With auth on and `auth.ip_rate_per_s` set, an address whose failed authentications used up its
+/// bucket gets 429 before its credentials are even verified.
+fn failures_exhausted(ctx: &ShardCtx, ip: std::net::IpAddr, note: &Note) -> Option<Refusal> {
+    let policy = ctx.shared.policy.load();
+    if !policy.auth_required {
+        return None;
+    }
+    policy
+        .ip_exhausted(ip)
+        .map(|wait| failures_refusal(wait, note))
+}
+
+fn failures_refusal(wait: Duration, note: &Note) -> Refusal {
+    note.set(|f| {
+        f.event = Some("denied");
+        f.reason = Some("too many failed authentications from this address".into());
+    });
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Refusal {
+        error: Error::downstream(
+            ErrorKind::RateLimited,
+            format!("Too Many Requests: too many failed authentications; retry after {secs} s"),
+        )
+        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 })),
+        challenge: None,
+        retry_after_s: Some(secs),
+    }
 }
 
 /// A caller refused at the gate: the error, and what an HTTP answer adds to it.
@@ -205,9 +245,11 @@ pub async fn authenticate(
                 f.subject = d.subject.clone();
                 f.reason = Some(d.error.context.to_string());
             });
+            // A busy verifier (503) is no verdict on the credentials: no challenge.
+            let challenge = (d.error.kind != ErrorKind::Overloaded).then_some(d.challenge);
             return Err(Refusal {
                 error: d.error,
-                challenge: Some(d.challenge),
+                challenge,
                 retry_after_s: None,
             });
         }

@@ -261,7 +261,7 @@ impl Policy {
         let verifier = match prev.and_then(|p| p.verifier.clone()) {
             Some(v) => Some(v),
             None if !keys.is_empty() => Some(
-                keys::start_verifiers(1)
+                keys::start_verifiers(1, keys::VERIFY_QUEUE)
                     .map_err(|e| format!("cannot start the key verifier: {e}"))?,
             ),
             None => None,
@@ -412,7 +412,17 @@ impl Policy {
         let ok = match cache.keys.get(&digest, index) {
             Some(ok) => ok,
             None => {
-                let ok = self.verify_off_shard(key, &record.phc).await;
+                let Ok(ok) = self.verify_off_shard(key, &record.phc).await else {
+                    return Err(Denial {
+                        error: Error::downstream(
+                            ErrorKind::Overloaded,
+                            "Service busy: too many API keys waiting to be verified; retry shortly",
+                        ),
+                        challenge: Challenge::Missing,
+                        key: id.clone(),
+                        subject: None,
+                    });
+                };
                 // A reload may have started another generation meanwhile: then the index means
                 // nothing to the cache.
                 if cache.generation.get() == self.generation {
@@ -471,21 +481,44 @@ impl Policy {
         }
     }
 
-    async fn verify_off_shard(&self, key: &str, phc: &str) -> bool {
+    /// The verifier's verdict on `key`; `Err(Busy)` when its queue is full (never waits for room:
+    /// a flood of wrong secrets must not queue without bound).
+    async fn verify_off_shard(&self, key: &str, phc: &str) -> Result<bool, keys::Busy> {
         let Some(v) = &self.verifier else {
-            return false;
+            return Ok(false);
         };
         let (tx, rx) = flume::bounded(1);
-        if v.send(VerifyJob {
+        match v.try_send(VerifyJob {
             key: key.to_owned(),
             phc: phc.to_owned(),
             reply: tx,
-        })
-        .is_err()
-        {
-            return false;
+        }) {
+            Ok(()) => Ok(rx.recv_async().await.unwrap_or(false)),
+            Err(flume::TrySendError::Full(_)) => Err(keys::Busy),
+            Err(flume::TrySendError::Disconnected(_)) => Ok(false),
         }
-        rx.recv_async().await.unwrap_or(false)
+    }
+
+    /// A failed authentication from `ip` costs a token of that address's bucket (with
+    /// `auth.ip_rate_per_s` set): `Err(wait)` when it had none left.
+    pub fn charge_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        match &self.ip_rate {
+            Some(rate) => match self.ip_buckets.bucket(ip).charge(rate, self.epoch.now_ns()) {
+                Verdict::Allow => Ok(()),
+                Verdict::Deny { retry_after } => Err(retry_after),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Has `ip` spent its bucket (on failed authentications, with auth on)? Then its next
+    /// credentials are not even verified: `Some(wait)`. Charges nothing.
+    pub fn ip_exhausted(&self, ip: IpAddr) -> Option<Duration> {
+        let rate = self.ip_rate.as_ref()?;
+        match self.ip_buckets.bucket(ip).peek(rate, self.epoch.now_ns()) {
+            Verdict::Allow => None,
+            Verdict::Deny { retry_after } => Some(retry_after),
+        }
     }
 
     /// Charge the caller's bucket: its key's (at the key's own rate, else its role's), its token

@@ -155,3 +155,30 @@ fn a_refusal_names_the_rule() {
         "\"z/t\" matches none of role \"r\"'s allowed_tools"
     );
 }
+
+#[test]
+fn failed_authentications_spend_the_address_bucket() {
+    let c = config(&format!(
+        "[auth]\nip_rate_per_s = 0.01\nip_burst = 2\n[roles.r]\n[[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n"
+    ));
+    let p = Policy::compile(&c).unwrap();
+    let bad = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    assert_eq!(p.ip_exhausted(bad), None);
+    assert!(p.charge_failure(bad).is_ok() && p.charge_failure(bad).is_ok());
+    assert!(
+        p.ip_exhausted(bad).is_some(),
+        "two failures spend a burst of two"
+    );
+    assert!(p.charge_failure(bad).is_err());
+    assert_eq!(p.ip_exhausted(other), None, "another address is untouched");
+    // Without an IP limit, failures cost nothing.
+    let free = config(&format!(
+        "[roles.r]\n[[auth.keys]]\nid = \"abcd\"\nhash = \"{HASH}\"\nrole = \"r\"\n"
+    ));
+    let p = Policy::compile(&free).unwrap();
+    for _ in 0..100 {
+        assert!(p.charge_failure(bad).is_ok());
+    }
+    assert_eq!(p.ip_exhausted(bad), None);
+}
