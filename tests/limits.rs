@@ -376,3 +376,43 @@ fn wrong_keys_spend_the_address_bucket() {
     );
     assert_eq!(s, 429);
 }
+
+#[test]
+fn a_connection_over_the_shard_limit_gets_503() {
+    let gw = start("max_connections_per_shard = 1\n", 1);
+    // One kept-alive connection, known to be served.
+    let first = TcpStream::connect(gw.addr).expect("connect");
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut r = std::io::BufReader::new(first.try_clone().unwrap());
+    let mut w = first;
+    w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (line, _) = read_message(&mut r).expect("read").expect("an answer");
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // A second one is answered 503 at once and closed.
+    let started = std::time::Instant::now();
+    let mut second = TcpStream::connect(gw.addr).expect("connect");
+    let _ = second.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = read_all(&mut second);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Retry-After: 1\r\n"), "{answer}");
+    assert!(answer.contains("-31057"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The first still works; once it is gone, a new one is served.
+    w.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (line, _) = read_message(&mut r).expect("read").expect("an answer");
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    drop((w, r));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, _, _) = request(gw.addr, "GET", "/health", &[], None).expect("health");
+        if s == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still refused: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

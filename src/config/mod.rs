@@ -69,7 +69,8 @@ pub struct Gateway {
     pub server_name: String,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<Tls>,
-    /// Open connections each shard accepts at once; more wait in the kernel's backlog.
+    /// Open connections each shard serves at once; more are answered 503 (`Retry-After: 1`) and
+    /// closed at once (a TLS one is just closed).
     pub max_connections_per_shard: usize,
     /// Client networks allowed to connect (CIDR, e.g. `10.0.0.0/8`); empty = any.
     pub allowed_networks: Vec<String>,

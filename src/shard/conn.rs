@@ -46,7 +46,11 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     if ctx.conns.get() >= ctx.shared.config.gateway.max_connections_per_shard {
-        tracing::warn!(%peer, "connection limit of this shard reached; closed");
+        tracing::warn!(%peer, "connection limit of this shard reached; answered 503 and closed");
+        if ctx.shared.tls.is_none() {
+            // A TLS client would need a handshake first: it is just closed.
+            refuse_busy(stream).await;
+        }
         return;
     }
     ctx.conns.set(ctx.conns.get() + 1);
@@ -63,6 +67,35 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
             }
         }
     }
+}
+
+/// Answer a connection over the shard's limit with 503 (`Retry-After: 1`) and close it, without
+/// reading its request: half-close, then drain briefly so the close does not turn into a reset that
+/// would discard the answer before the client reads it. At most about a second in all.
+async fn refuse_busy(mut stream: TcpStream) {
+    let e = crate::error::Error::new(
+        crate::error::ErrorKind::Overloaded,
+        crate::error::Source::Internal,
+        "Service busy: this gateway shard has max_connections_per_shard connections open; retry shortly",
+    );
+    let mut out = Vec::new();
+    crate::mcp::front::error_response(&e, None, None).encode(false, &mut out);
+    let wrote = monoio::time::timeout(Duration::from_millis(500), stream.write_all(out)).await;
+    if !matches!(wrote, Ok((Ok(_), _))) {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let _ = monoio::time::timeout(Duration::from_millis(500), async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (res, b) = stream.read(buf).await;
+            buf = b;
+            if !matches!(res, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S, peer: SocketAddr) {
