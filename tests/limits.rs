@@ -274,6 +274,10 @@ fn a_blocked_call_is_audited_with_the_rule_and_answered_as_unknown() {
         .find(|l| l["event"] == "blocked")
         .expect("a blocked line");
     assert_eq!(line["tool"], "sleep_ms");
+    assert!(
+        line.get("arguments").is_none(),
+        "arguments are off by default: {line}"
+    );
     assert_eq!(
         line["reason"],
         "not visible to role \"r\": role \"r\"'s blocked_tools glob \"util/sleep*\""
@@ -415,4 +419,47 @@ fn a_connection_over_the_shard_limit_gets_503() {
         assert!(std::time::Instant::now() < deadline, "still refused: {s}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn audit_include_arguments_puts_bounded_arguments_in_the_line() {
+    let audit = audit_path("arguments");
+    let gw = start(
+        &format!(
+            "[audit]\nenabled = true\ndurability = \"strict\"\ninclude_arguments = true\npath = {:?}\n\n{DEMOS}",
+            audit.to_string_lossy()
+        ),
+        1,
+    );
+    let (s, _, v) = call(
+        gw.addr,
+        &[],
+        "tools/call",
+        Some("util__echo"),
+        json!({"arguments":{"message":"hello"}}),
+    );
+    assert_eq!(v["result"]["content"][0]["text"], "hello", "{v}");
+    let long = "x".repeat(10_000);
+    let (s, _, v) = call(
+        gw.addr,
+        &[],
+        "tools/call",
+        Some("util__echo"),
+        json!({"arguments":{"message":long}}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let lines = audit_lines(&audit);
+    let calls: Vec<_> = lines.iter().filter(|l| l["tool"] == "echo").collect();
+    assert_eq!(calls.len(), 2, "{lines:?}");
+    assert_eq!(calls[0]["arguments"], json!({"message":"hello"}));
+    assert!(calls[0].get("arguments_truncated").is_none());
+    assert_eq!(calls[1]["arguments_truncated"], true);
+    let kept = calls[1]["arguments"].as_str().unwrap_or_default();
+    assert_eq!(kept.len(), 4096);
+    assert!(kept.starts_with(r#"{"message":"xxx"#), "{kept}");
+    // Results never are.
+    assert!(!lines
+        .iter()
+        .any(|l| l.to_string().contains("hello") && l.get("arguments").is_none()));
+    let _ = std::fs::remove_file(&audit);
 }

@@ -1,6 +1,6 @@
 //! The audit log: one JSON line per request (time, event, key id or token subject, role, session, method, server,
-//! tool, status, JSON-RPC code, duration, bytes, trace id, reason) — never argument or result
-//! contents.
+//! tool, status, JSON-RPC code, duration, bytes, trace id, reason) — never result contents, and
+//! a tools/call's arguments only with `include_arguments` (bounded to `ARGUMENTS_MAX`).
 //!
 //! Shards never touch the file. Each pushes its line onto its own lock-free queue (a bounded
 //! `ArrayQueue`); one writer thread drains every queue, writes, fsyncs and rotates. A full queue
@@ -44,6 +44,35 @@ pub struct Fields {
     pub tool: Option<String>,
     pub trace: Option<String>,
     pub reason: Option<String>,
+    /// A tools/call's raw `arguments` (`include_arguments` only), at most `ARGUMENTS_MAX` bytes.
+    pub arguments: Option<Arguments>,
+}
+
+/// Bytes of a call's arguments an audit line keeps at most.
+pub const ARGUMENTS_MAX: usize = 4096;
+
+/// A call's arguments for its audit line: whole, or their first `ARGUMENTS_MAX` bytes.
+#[derive(Debug, Clone)]
+pub enum Arguments {
+    Whole(Value),
+    Truncated(String),
+}
+
+impl Arguments {
+    /// From the raw JSON of `params.arguments`.
+    pub fn of(raw: &[u8]) -> Arguments {
+        if raw.len() <= ARGUMENTS_MAX {
+            if let Ok(v) = serde_json::from_slice(raw) {
+                return Arguments::Whole(v);
+            }
+        }
+        let mut end = raw.len().min(ARGUMENTS_MAX);
+        // Cut on a character boundary (the bytes are UTF-8 JSON).
+        while end > 0 && std::str::from_utf8(&raw[..end]).is_err() {
+            end -= 1;
+        }
+        Arguments::Truncated(String::from_utf8_lossy(&raw[..end]).into_owned())
+    }
 }
 
 impl Note {
@@ -101,6 +130,16 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
     opt("tool", &f.tool);
     opt("trace_id", &f.trace);
     opt("reason", &f.reason);
+    match &f.arguments {
+        Some(Arguments::Whole(v)) => {
+            m.insert("arguments".into(), v.clone());
+        }
+        Some(Arguments::Truncated(s)) => {
+            m.insert("arguments".into(), Value::from(s.as_str()));
+            m.insert("arguments_truncated".into(), true.into());
+        }
+        None => {}
+    }
     m.insert("status".into(), o.status.into());
     if let Some(c) = o.code {
         m.insert("code".into(), c.into());

@@ -11,6 +11,7 @@ fn cfg(dir: &std::path::Path, durability: Durability, max_bytes: u64) -> config:
         max_bytes,
         keep: 3,
         queue: 8,
+        include_arguments: false,
     }
 }
 
@@ -153,4 +154,43 @@ fn batched_write_errors_are_counted() {
         "batched never waits for the disk"
     );
     assert!(log.errors.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn arguments_are_kept_whole_or_truncated_and_marked() {
+    let o = Outcome {
+        status: 200,
+        code: None,
+        duration: Duration::from_micros(1),
+        bytes_in: 1,
+        bytes_out: 1,
+    };
+    let parse = |f: &Fields| -> Value { serde_json::from_slice(&line(f, &o)).unwrap() };
+    let none = parse(&Fields::default());
+    assert!(none.get("arguments").is_none());
+    let small = Fields {
+        arguments: Some(Arguments::of(br#"{"a":1,"b":"x"}"#)),
+        ..Default::default()
+    };
+    let v = parse(&small);
+    assert_eq!(v["arguments"], serde_json::json!({"a":1,"b":"x"}));
+    assert!(v.get("arguments_truncated").is_none());
+    // 10 KB of arguments, with a multi-byte character across the cut.
+    let mut raw = br#"{"t":""#.to_vec();
+    raw.extend(std::iter::repeat_n(b'a', ARGUMENTS_MAX - raw.len() - 1));
+    raw.extend("é".repeat(3000).as_bytes());
+    raw.extend_from_slice(br#""}"#);
+    let big = Fields {
+        arguments: Some(Arguments::of(&raw)),
+        ..Default::default()
+    };
+    let v = parse(&big);
+    assert_eq!(v["arguments_truncated"], true);
+    let kept = v["arguments"].as_str().unwrap();
+    assert!(
+        kept.len() <= ARGUMENTS_MAX && kept.len() >= ARGUMENTS_MAX - 3,
+        "{}",
+        kept.len()
+    );
+    assert!(kept.starts_with(r#"{"t":"aaa"#));
 }

@@ -317,6 +317,9 @@ pub struct Audit {
     pub keep: u32,
     /// Events each shard may have queued before its requests wait (back pressure, never loss).
     pub queue: usize,
+    /// Put each tools/call's `arguments` in its line (the first 4 KB; off by default: arguments
+    /// may carry secrets and personal data).
+    pub include_arguments: bool,
 }
 
 impl Default for Audit {
@@ -329,6 +332,7 @@ impl Default for Audit {
             max_bytes: 100 << 20,
             keep: 5,
             queue: 16_384,
+            include_arguments: false,
         }
     }
 }

@@ -93,6 +93,12 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "tool", &name))?;
+            if ctx.shared.config.audit.include_arguments {
+                if let Some(raw) = ex.frame.arguments_raw() {
+                    ex.note
+                        .set(|f| f.arguments = Some(crate::audit::Arguments::of(raw)));
+                }
+            }
             if !may_use(ctx, view, ex.who.role, Item::Tool, &route) {
                 return Err(hidden(ctx, ex, &route, "Unknown tool", &name));
             }
