@@ -1,10 +1,3 @@
-//! Who may call what, and how often: API keys (stored hashed, verified once per shard), roles and
-//! their globs, per-server allow/block rules, and the lock-free rate limiter.
-//!
-//! Globs are evaluated when the catalog is built (`visible`), producing per-role visibility sets;
-//! a request checks a bit. Requests without a key belong to the anonymous role, which exists only
-//! when no key is configured (auth off), and sees everything the servers allow.
-
 //! Who may call what, and how often: API keys (stored hashed, verified once per shard), OAuth
 //! bearer tokens (JWTs, `oauth`), roles and their globs, per-server allow/block rules, the
 //! lock-free rate limiter, CORS.
