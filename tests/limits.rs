@@ -438,6 +438,7 @@ fn audit_include_arguments_puts_bounded_arguments_in_the_line() {
         Some("util__echo"),
         json!({"arguments":{"message":"hello"}}),
     );
+    assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["content"][0]["text"], "hello", "{v}");
     let long = "x".repeat(10_000);
     let (s, _, v) = call(
