@@ -464,3 +464,36 @@ fn audit_include_arguments_puts_bounded_arguments_in_the_line() {
         .any(|l| l.to_string().contains("hello") && l.get("arguments").is_none()));
     let _ = std::fs::remove_file(&audit);
 }
+
+#[test]
+fn a_strict_audit_line_that_cannot_be_written_fails_the_call() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    // /dev/full opens, and every write to it fails (ENOSPC).
+    let gw = start(
+        &format!(
+            "[audit]\nenabled = true\ndurability = \"strict\"\npath = \"/dev/full\"\n\n{DEMOS}"
+        ),
+        1,
+    );
+    let (s, _, v) = call(
+        gw.addr,
+        &[],
+        "tools/call",
+        Some("util__echo"),
+        json!({"arguments":{"message":"hello"}}),
+    );
+    assert_eq!(s, 500, "{v}");
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["error"]["code"], -32603);
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("audit log") && msg.contains("failed"), "{msg}");
+    assert!(v.get("result").is_none());
+    let (_, _, health) = request(gw.addr, "GET", "/health", &[], None).expect("health");
+    let health: Value = serde_json::from_slice(&health).expect("json");
+    assert!(
+        health["audit"]["errors"].as_u64().unwrap_or(0) >= 1,
+        "{health}"
+    );
+}
