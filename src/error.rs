@@ -62,6 +62,8 @@ pub enum ErrorKind {
     NoAccess,
     /// Over the caller's rate limit.
     RateLimited,
+    /// The server already has its `max_concurrent` requests in flight.
+    Overloaded,
     Internal,
 }
 
@@ -94,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => -31054,
             ErrorKind::NoAccess => -31055,
             ErrorKind::RateLimited => -31056,
+            ErrorKind::Overloaded => -31057,
             ErrorKind::Internal | ErrorKind::Cancelled => -32603,
         }
     }
@@ -122,7 +125,7 @@ impl ErrorKind {
             }
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::UpstreamTimeout => 504,
-            ErrorKind::ShuttingDown => 503,
+            ErrorKind::ShuttingDown | ErrorKind::Overloaded => 503,
             ErrorKind::Internal => 500,
             ErrorKind::Cancelled => 200,
         }
@@ -147,7 +150,10 @@ impl Error {
     pub fn new(kind: ErrorKind, source: Source, context: impl Into<Cow<'static, str>>) -> Self {
         let retryable = matches!(
             kind,
-            ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout | ErrorKind::ShuttingDown
+            ErrorKind::UpstreamUnavailable
+                | ErrorKind::UpstreamTimeout
+                | ErrorKind::ShuttingDown
+                | ErrorKind::Overloaded
         );
         Error {
             kind,

@@ -1,6 +1,6 @@
 //! The audit log: one JSON line per request (time, event, key id or token subject, role, session, method, server,
-//! tool, status, JSON-RPC code, duration, bytes, trace id, reason, shard) — never argument or result
-//! contents.
+//! tool, status, JSON-RPC code, duration, bytes, trace id, reason, shard) — never result contents,
+//! and a tools/call's arguments only with `include_arguments` (bounded to `ARGUMENTS_MAX`).
 //!
 //! Shards never touch the file. Each pushes its line onto its own lock-free queue (a bounded
 //! `ArrayQueue`); one writer thread drains every queue, writes, fsyncs and rotates. A full queue
@@ -46,6 +46,35 @@ pub struct Fields {
     pub reason: Option<String>,
     /// The shard (1-based) that served an HTTP request; tells how connections spread.
     pub shard: Option<u16>,
+    /// A tools/call's raw `arguments` (`include_arguments` only), at most `ARGUMENTS_MAX` bytes.
+    pub arguments: Option<Arguments>,
+}
+
+/// Bytes of a call's arguments an audit line keeps at most.
+pub const ARGUMENTS_MAX: usize = 4096;
+
+/// A call's arguments for its audit line: whole, or their first `ARGUMENTS_MAX` bytes.
+#[derive(Debug, Clone)]
+pub enum Arguments {
+    Whole(Value),
+    Truncated(String),
+}
+
+impl Arguments {
+    /// From the raw JSON of `params.arguments`.
+    pub fn of(raw: &[u8]) -> Arguments {
+        if raw.len() <= ARGUMENTS_MAX {
+            if let Ok(v) = serde_json::from_slice(raw) {
+                return Arguments::Whole(v);
+            }
+        }
+        let mut end = raw.len().min(ARGUMENTS_MAX);
+        // Cut on a character boundary (the bytes are UTF-8 JSON).
+        while end > 0 && std::str::from_utf8(&raw[..end]).is_err() {
+            end -= 1;
+        }
+        Arguments::Truncated(String::from_utf8_lossy(&raw[..end]).into_owned())
+    }
 }
 
 impl Note {
@@ -106,6 +135,16 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
     if let Some(s) = f.shard {
         m.insert("shard".into(), s.into());
     }
+    match &f.arguments {
+        Some(Arguments::Whole(v)) => {
+            m.insert("arguments".into(), v.clone());
+        }
+        Some(Arguments::Truncated(s)) => {
+            m.insert("arguments".into(), Value::from(s.as_str()));
+            m.insert("arguments_truncated".into(), true.into());
+        }
+        None => {}
+    }
     m.insert("status".into(), o.status.into());
     if let Some(c) = o.code {
         m.insert("code".into(), c.into());
@@ -118,11 +157,17 @@ pub fn line(f: &Fields, o: &Outcome) -> Vec<u8> {
     out
 }
 
-/// A queued line; in strict mode, who to tell once it is on disk.
+/// A queued line; in strict mode, who to tell once it is on disk (or that it could not be put there).
 struct Pending {
     line: Vec<u8>,
-    done: Option<flume::Sender<()>>,
+    done: Option<flume::Sender<Result<(), AuditFailed>>>,
 }
+
+/// A strict-mode line that did not reach the disk (a failed write, rotation or fsync): the request
+/// it records must not be answered as a success.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit log: {0}")]
+pub struct AuditFailed(pub std::sync::Arc<str>);
 
 /// A running audit log and its writer thread (joined at stop).
 pub type Started = (Arc<AuditLog>, std::thread::JoinHandle<()>);
@@ -140,6 +185,8 @@ pub struct AuditLog {
     pub waits: AtomicU64,
     /// Longest a request has waited for queue room, in µs.
     pub max_wait_us: AtomicU64,
+    /// Failed writes, rotations and fsyncs (each also logged).
+    pub errors: AtomicU64,
 }
 
 impl AuditLog {
@@ -160,6 +207,7 @@ impl AuditLog {
             written: AtomicU64::new(0),
             waits: AtomicU64::new(0),
             max_wait_us: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
         });
         let l = log.clone();
         let interval = Duration::from_millis(cfg.fsync_interval_ms.max(1));
@@ -172,10 +220,11 @@ impl AuditLog {
     }
 
     /// Queue a line from shard `shard` (0-based); waits for room, and in strict mode until the line
-    /// is on disk.
-    pub async fn record(&self, shard: usize, line: Vec<u8>) {
+    /// is on disk — an `Err` then says it is not (batched mode never fails here: its errors are
+    /// counted and logged by the writer).
+    pub async fn record(&self, shard: usize, line: Vec<u8>) -> Result<(), AuditFailed> {
         let Some(q) = self.queues.get(shard).or_else(|| self.queues.first()) else {
-            return;
+            return Ok(());
         };
         let (done, wait_disk) = match self.durability {
             Durability::Strict => {
@@ -201,8 +250,12 @@ impl AuditLog {
                 .fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
         self.wake();
-        if let Some(rx) = wait_disk {
-            let _ = rx.recv_async().await;
+        match wait_disk {
+            Some(rx) => rx
+                .recv_async()
+                .await
+                .unwrap_or_else(|_| Err(AuditFailed("the audit writer stopped".into()))),
+            None => Ok(()),
         }
     }
 

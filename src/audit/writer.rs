@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::AuditLog;
+use super::{AuditFailed, AuditLog};
 use crate::config::{self, Durability};
 
 pub struct Files {
@@ -77,13 +77,20 @@ impl Files {
 pub fn run(log: &AuditLog, mut files: Files, interval: Duration) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
-    let mut waiting: Vec<flume::Sender<()>> = Vec::new();
+    let mut waiting: Vec<flume::Sender<Result<(), AuditFailed>>> = Vec::new();
+    // The first failure since the last fsync: every strict waiter of that span learns of it.
+    let mut failed: Option<String> = None;
+    let fail = |what: &str, e: std::io::Error, failed: &mut Option<String>| {
+        log.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("audit log {what} failed: {e}");
+        failed.get_or_insert_with(|| format!("{what} failed: {e}"));
+    };
     loop {
         let mut drained = 0usize;
         for q in &log.queues {
             while let Some(p) = q.pop() {
                 if let Err(e) = files.out.write_all(&p.line) {
-                    tracing::error!("audit log write failed: {e}");
+                    fail("write", e, &mut failed);
                 }
                 files.size += p.line.len() as u64;
                 if let Some(d) = p.done {
@@ -92,7 +99,7 @@ pub fn run(log: &AuditLog, mut files: Files, interval: Duration) {
                 drained += 1;
                 if files.size >= files.max_bytes {
                     if let Err(e) = files.rotate() {
-                        tracing::error!("audit log rotation failed: {e}");
+                        fail("rotation", e, &mut failed);
                     }
                     last_sync = Instant::now();
                 }
@@ -105,20 +112,18 @@ pub fn run(log: &AuditLog, mut files: Files, interval: Duration) {
         let strict = log.durability == Durability::Strict;
         if dirty && ((strict && !waiting.is_empty()) || last_sync.elapsed() >= interval) {
             if let Err(e) = files.sync() {
-                tracing::error!("audit log fsync failed: {e}");
+                fail("fsync", e, &mut failed);
             }
             dirty = false;
             last_sync = Instant::now();
-            for d in waiting.drain(..) {
-                let _ = d.send(());
-            }
+            tell(&mut waiting, failed.take());
         }
         if drained == 0 {
             if log.stopping.load(Ordering::Acquire) && log.backlog() == 0 {
-                let _ = files.sync();
-                for d in waiting.drain(..) {
-                    let _ = d.send(());
+                if let Err(e) = files.sync() {
+                    fail("fsync", e, &mut failed);
                 }
+                tell(&mut waiting, failed.take());
                 return;
             }
             log.writer_sleeping.store(true, Ordering::Release);
@@ -133,5 +138,16 @@ pub fn run(log: &AuditLog, mut files: Files, interval: Duration) {
             }
             log.writer_sleeping.store(false, Ordering::Release);
         }
+    }
+}
+
+/// Answer the strict waiters of one fsync span: on disk, or the failure that kept a line off it.
+fn tell(waiting: &mut Vec<flume::Sender<Result<(), AuditFailed>>>, failed: Option<String>) {
+    let res = match failed {
+        None => Ok(()),
+        Some(msg) => Err(AuditFailed(msg.into())),
+    };
+    for d in waiting.drain(..) {
+        let _ = d.send(res.clone());
     }
 }

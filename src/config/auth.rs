@@ -164,6 +164,10 @@ pub struct KeyEntry {
     /// Revoked keys stay listed (for the audit trail) and never authenticate.
     #[serde(default)]
     pub revoked: bool,
+    /// This key's sustained requests per second, instead of its role's (0 = no limit).
+    pub rate_per_s: Option<f64>,
+    /// This key's burst, instead of its role's.
+    pub burst: Option<u32>,
 }
 
 /// A keys file: `[[keys]]` entries only.
@@ -313,6 +317,9 @@ pub struct Audit {
     pub keep: u32,
     /// Events each shard may have queued before its requests wait (back pressure, never loss).
     pub queue: usize,
+    /// Put each tools/call's `arguments` in its line (the first 4 KB; off by default: arguments
+    /// may carry secrets and personal data).
+    pub include_arguments: bool,
 }
 
 impl Default for Audit {
@@ -325,6 +332,7 @@ impl Default for Audit {
             max_bytes: 100 << 20,
             keep: 5,
             queue: 16_384,
+            include_arguments: false,
         }
     }
 }

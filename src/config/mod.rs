@@ -62,11 +62,15 @@ pub struct Gateway {
     pub session_idle_timeout_ms: u64,
     /// How long a connection may sit idle between requests.
     pub idle_timeout_ms: u64,
+    /// Time a client has to send a whole request (head and body) from its first byte; slower
+    /// ones get 408 and are closed (slowloris).
+    pub request_read_timeout_ms: u64,
     /// Name the gateway gives itself in `serverInfo`.
     pub server_name: String,
     /// Serve HTTPS instead of HTTP.
     pub tls: Option<Tls>,
-    /// Open connections each shard accepts at once; more wait in the kernel's backlog.
+    /// Open connections each shard serves at once; more are answered 503 (`Retry-After: 1`) and
+    /// closed at once (a TLS one is just closed).
     pub max_connections_per_shard: usize,
     /// Client networks allowed to connect (CIDR, e.g. `10.0.0.0/8`); empty = any.
     pub allowed_networks: Vec<String>,
@@ -153,6 +157,7 @@ impl Default for Gateway {
             request_timeout_ms: 60_000,
             session_idle_timeout_ms: 30 * 60_000,
             idle_timeout_ms: 120_000,
+            request_read_timeout_ms: 30_000,
             server_name: "switchyard".into(),
             tls: None,
             max_connections_per_shard: 10_000,
@@ -328,6 +333,8 @@ pub struct Server {
     pub isolation: Isolation,
     /// With `isolation = "session"`: at most this many dedicated connections at once.
     pub isolation_limit: usize,
+    /// Requests forwarded to this server at once, over all shards; more get 503 (`None` = no cap).
+    pub max_concurrent: Option<usize>,
 }
 
 /// `[[servers]] isolation`: `shared` (one child or stream for every client) or `session` (a
@@ -428,6 +435,7 @@ struct RawServer {
     isolation: Option<Spanned<Isolation>>,
     #[serde(default = "default_isolation_limit")]
     isolation_limit: usize,
+    max_concurrent: Option<usize>,
 }
 
 fn default_isolation_limit() -> usize {
@@ -485,6 +493,9 @@ impl Config {
                     gw.listen.get_ref()
                 ),
             ));
+        }
+        if gw.request_read_timeout_ms == 0 {
+            return Err(loc.at(0, "gateway: request_read_timeout_ms must be > 0"));
         }
         if gw.max_body_bytes == 0 || gw.max_header_bytes < 1024 {
             return Err(loc.at(
@@ -658,6 +669,12 @@ impl Config {
                     format!("server {name:?}: isolation_limit must be at least 1"),
                 ));
             }
+            if s.max_concurrent == Some(0) {
+                return Err(loc.at(
+                    at,
+                    format!("server {name:?}: max_concurrent must be at least 1 (leave it out for no cap)"),
+                ));
+            }
             servers.push(Server {
                 name: name.clone(),
                 transport,
@@ -670,6 +687,7 @@ impl Config {
                 era: s.era,
                 isolation,
                 isolation_limit: s.isolation_limit,
+                max_concurrent: s.max_concurrent,
             });
         }
         let mut auth = raw.auth;
@@ -923,6 +941,19 @@ enabled = false
             t => panic!("{t:?}"),
         }
         assert!(!c.servers[1].enabled);
+    }
+
+    #[test]
+    fn max_concurrent_is_optional_and_at_least_one() {
+        let c = parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_concurrent = 4\n[[servers]]\nname = \"b\"\ncommand = \"x\"\n").unwrap();
+        assert_eq!(c.servers[0].max_concurrent, Some(4));
+        assert_eq!(c.servers[1].max_concurrent, None);
+        let e =
+            parse("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_concurrent = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("max_concurrent must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

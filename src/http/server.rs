@@ -118,7 +118,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Idle time allowed before the first byte of a request.
     pub idle: Duration,
-    /// Time allowed for the rest of a request once it started (slow clients).
+    /// Time allowed for the whole request (head and body) from its first byte (slow clients).
     pub read: Duration,
 }
 
@@ -165,11 +165,17 @@ pub async fn read_request<S>(
 where
     S: AsyncReadRent + AsyncWriteRentExt,
 {
-    let started = std::time::Instant::now();
+    // The request-read clock starts at its first byte (which may be here already, pipelined), not
+    // at the idle wait before it: a kept-alive client may idle, then send a head in pieces.
+    let mut first_byte = (!buf.is_empty()).then(std::time::Instant::now);
     // The head.
     let (head, head_len) = loop {
         if !buf.is_empty() {
             match parse_head(&buf) {
+                // A whole head that arrived in one read is held to the limit too.
+                Ok(Some((_, len))) if len > limits.max_header_bytes => {
+                    return (Err(ReadError::HeadTooLarge), buf)
+                }
                 Ok(Some(h)) => break h,
                 Ok(None) if buf.len() > limits.max_header_bytes => {
                     return (Err(ReadError::HeadTooLarge), buf)
@@ -178,34 +184,25 @@ where
                 Err(e) => return (Err(e), buf),
             }
         }
-        let wait = if buf.is_empty() {
-            limits.idle
-        } else {
-            limits.read.saturating_sub(started.elapsed())
+        let wait = match first_byte {
+            None => limits.idle,
+            Some(t) => limits.read.saturating_sub(t.elapsed()),
         };
         let (res, b) = match within(timer.as_mut(), after(wait), read_more(stream, buf)).await {
             Some(r) => r,
-            None => {
-                return (
-                    Err(
-                        if started.elapsed() >= limits.idle && limits.idle >= limits.read {
-                            ReadError::Idle
-                        } else {
-                            ReadError::SlowRequest
-                        },
-                    ),
-                    Vec::new(),
-                )
-            }
+            None if first_byte.is_none() => return (Err(ReadError::Idle), Vec::new()),
+            None => return (Err(ReadError::SlowRequest), Vec::new()),
         };
         buf = b;
         match res {
             Ok(0) => return (Err(ReadError::Closed), buf),
-            Ok(_) => {}
+            Ok(_) => {
+                first_byte.get_or_insert_with(std::time::Instant::now);
+            }
             Err(e) => return (Err(ReadError::Io(e)), buf),
         }
     };
-    let deadline = std::time::Instant::now() + limits.read;
+    let deadline = first_byte.unwrap_or_else(std::time::Instant::now) + limits.read;
     buf.drain(..head_len);
     if let Some(len) = head.content_length {
         if len > limits.max_body_bytes {

@@ -93,6 +93,12 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
                 .get(name.as_ref())
                 .cloned()
                 .ok_or_else(|| unknown(ctx, "tool", &name))?;
+            if ctx.shared.config.audit.include_arguments {
+                if let Some(raw) = ex.frame.arguments_raw() {
+                    ex.note
+                        .set(|f| f.arguments = Some(crate::audit::Arguments::of(raw)));
+                }
+            }
             if !may_use(ctx, view, ex.who.role, Item::Tool, &route) {
                 return Err(hidden(ctx, ex, &route, "Unknown tool", &name));
             }
@@ -142,7 +148,7 @@ pub async fn dispatch(ctx: &ShardCtx, ex: &Exchange<'_>) -> Result<Vec<u8>, Erro
             let Some(route) = route else {
                 // Refused like a missing one, but audited as blocked with the real reason.
                 if let Some(r) = &found {
-                    note_hidden(ctx, ex, r);
+                    note_hidden(ctx, ex, r, Item::Resource);
                 }
                 // 2026-07-28 retired -32002 in favour of -32602.
                 let kind = if ex.era == ClientEra::Modern {
@@ -227,21 +233,32 @@ pub(crate) fn may_use(ctx: &ShardCtx, view: &View, role: u16, item: Item, route:
 /// A refusal that does not confirm the thing exists; the real reason goes to the log (and, with
 /// the audit log, to its line).
 fn hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, what: &str, name: &str) -> Error {
-    note_hidden(ctx, ex, route);
+    let item = if what == "Unknown prompt" {
+        Item::Prompt
+    } else {
+        Item::Tool
+    };
+    note_hidden(ctx, ex, route, item);
     Error::downstream(ErrorKind::InvalidParams, format!("{what}: {name}"))
 }
 
-/// The audit side of a refusal of something the role may not see: `blocked`, and why.
-fn note_hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route) {
-    let server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
-    let role = ctx.shared.policy.role_name(ex.who.role).to_owned();
+/// The audit side of a refusal of something the role may not see: `blocked`, and the rule that
+/// refused it.
+fn note_hidden(ctx: &ShardCtx, ex: &Exchange<'_>, route: &Route, item: Item) {
     ex.note.set(|f| {
+        let policy = ctx.shared.policy.load();
+        let server = ctx.shared.config.servers.get(route.upstream as usize);
+        let why = server.and_then(|s| policy.refusal(ex.who.role, s, item, &route.original));
+        let role = policy.role_name(ex.who.role);
         f.event = Some("blocked");
-        f.server = server;
+        f.server = ctx.shared.upstream(route.upstream).map(|u| u.name.clone());
         f.tool = Some(route.original.to_string());
-        f.reason = Some(format!(
-            "not visible to role {role:?} (server or role rules)"
-        ));
+        // The visibility sets were compiled from the same rules; a reload in between may
+        // leave no rule to name.
+        f.reason = Some(match why {
+            Some(w) => format!("not visible to role {role:?}: {w}"),
+            None => format!("not visible to role {role:?} (the rules changed since)"),
+        });
     });
 }
 
@@ -322,6 +339,23 @@ async fn forward(
         f.server = Some(up.name.clone());
         f.tool = Some(route.original.to_string());
     });
+    // The server's `max_concurrent`, held until this function returns or its future is dropped.
+    let _slot = up.slot().map_err(|cap| {
+        ex.note.set(|f| {
+            f.event = Some("refused");
+            f.reason = Some(format!(
+                "server {:?} has its max_concurrent = {cap} requests in flight",
+                up.name
+            ));
+        });
+        Error::upstream(
+            ErrorKind::Overloaded,
+            format!(
+                "Server {} is busy ({cap} requests in flight); retry shortly",
+                up.name
+            ),
+        )
+    })?;
     let params_span = ex
         .frame
         .params_span()

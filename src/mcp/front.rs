@@ -158,7 +158,12 @@ pub fn error_response(e: &Error, id: Option<&[u8]>, era: Option<ClientEra>) -> R
     if era == Some(ClientEra::Modern) && e.kind == ErrorKind::MethodNotFound {
         status = 404;
     }
-    Response::json(status, e.to_jsonrpc(id))
+    let resp = Response::json(status, e.to_jsonrpc(id));
+    if e.kind == ErrorKind::Overloaded {
+        // A server at its concurrency cap frees a place as soon as any of its calls ends.
+        return resp.header("Retry-After", "1".to_owned());
+    }
+    resp
 }
 
 /// The answer to a request that could not even be read (bad head, too large, too slow).
@@ -182,9 +187,20 @@ async fn admit(
     note: &Note,
 ) -> Result<Principal, Response> {
     let creds = Credentials::from_headers(head.authorization(), head.x_api_key());
-    let admitted = match authenticate(ctx, creds, note).await {
-        Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
-        Err(r) => Err(r),
+    let admitted = match failures_exhausted(ctx, peer.ip(), note) {
+        Some(r) => Err(r),
+        None => match authenticate(ctx, creds, note).await {
+            Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
+            Err(r) if r.error.kind == ErrorKind::Unauthorized => {
+                // A wrong key costs its address a token of `auth.ip_rate_per_s` (when set):
+                // guessing is as slow as that rate, and the Argon2 thread is not a free oracle.
+                match ctx.shared.policy.load().charge_failure(peer.ip()) {
+                    Ok(()) => Err(r),
+                    Err(wait) => Err(failures_refusal(wait, note)),
+                }
+            }
+            Err(r) => Err(r),
+        },
     };
     admitted.map_err(|r| {
         let mut resp = error_response(&r.error, None, None);
@@ -201,6 +217,35 @@ async fn admit(
         }
         resp
     })
+}
+
+/// With auth on and `auth.ip_rate_per_s` set, an address whose failed authentications used up its
+/// bucket gets 429 before its credentials are even verified.
+fn failures_exhausted(ctx: &ShardCtx, ip: std::net::IpAddr, note: &Note) -> Option<Refusal> {
+    let policy = ctx.shared.policy.load();
+    if !policy.auth_required {
+        return None;
+    }
+    policy
+        .ip_exhausted(ip)
+        .map(|wait| failures_refusal(wait, note))
+}
+
+fn failures_refusal(wait: Duration, note: &Note) -> Refusal {
+    note.set(|f| {
+        f.event = Some("denied");
+        f.reason = Some("too many failed authentications from this address".into());
+    });
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Refusal {
+        error: Error::downstream(
+            ErrorKind::RateLimited,
+            format!("Too Many Requests: too many failed authentications; retry after {secs} s"),
+        )
+        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 })),
+        challenge: None,
+        retry_after_s: Some(secs),
+    }
 }
 
 /// A caller refused at the gate: the error, and what an HTTP answer adds to it.
@@ -239,9 +284,11 @@ pub async fn authenticate(
                 f.subject = d.subject.clone();
                 f.reason = Some(d.error.context.to_string());
             });
+            // A busy verifier (503) is no verdict on the credentials: no challenge.
+            let challenge = (d.error.kind != ErrorKind::Overloaded).then_some(d.challenge);
             return Err(Refusal {
                 error: d.error,
-                challenge: Some(d.challenge),
+                challenge,
                 retry_after_s: None,
             });
         }
@@ -336,6 +383,10 @@ fn health(ctx: &ShardCtx) -> Response {
                 // Sessions with their own connection to it (`isolation = "session"`).
                 v["sessions"] = isolated.count(u.index).into();
             }
+            if let Some(cap) = u.config.max_concurrent {
+                v["max_concurrent"] = cap.into();
+                v["in_flight"] = u.in_flight().into();
+            }
             match &**status {
                 crate::upstream::Status::Ready(h) => {
                     v["era"] = h.version.clone().into();
@@ -351,13 +402,25 @@ fn health(ctx: &ShardCtx) -> Response {
             v
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "status": if all_ready { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "shards": shared.shard_count,
         "uptime_s": shared.started.elapsed().as_secs(),
         "upstreams": ups,
     });
+    if let Some(a) = &shared.audit {
+        // The audit log's lag: lines waiting for the writer, and how often (and how long at
+        // most) requests waited for queue room.
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        body["audit"] = json!({
+            "written": n(&a.written),
+            "backlog": a.backlog(),
+            "waits": n(&a.waits),
+            "max_wait_us": n(&a.max_wait_us),
+            "errors": n(&a.errors),
+        });
+    }
     Response::json(200, body.to_string().into_bytes())
 }
 

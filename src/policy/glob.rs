@@ -35,6 +35,14 @@ pub fn any(patterns: &[String], text: &str) -> bool {
     patterns.iter().any(|p| matches(p, text))
 }
 
+/// The first of `patterns` that matches `text`.
+pub fn first<'p>(patterns: &'p [String], text: &str) -> Option<&'p str> {
+    patterns
+        .iter()
+        .find(|p| matches(p, text))
+        .map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

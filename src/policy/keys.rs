@@ -5,6 +5,10 @@
 //! hash of the whole key is stored. Argon2 is deliberately slow (tens of ms), so it runs on a
 //! verifier thread, never on a shard, and at most once per key per shard: a shard-local cache keyed
 //! by the SHA-256 of the presented key remembers the verdict, compared in constant time.
+//!
+//! Against floods of wrong secrets: the verifier's queue is bounded (a full queue is answered 503,
+//! `Busy`), and failures are remembered apart from successes in a small cache of their own, so
+//! they can never push a good key out.
 
 use std::cell::RefCell;
 
@@ -85,9 +89,18 @@ pub struct VerifyJob {
     pub reply: flume::Sender<bool>,
 }
 
-/// Start the verifier thread(s); they live as long as the sender.
-pub fn start_verifiers(threads: usize) -> std::io::Result<flume::Sender<VerifyJob>> {
-    let (tx, rx) = flume::unbounded::<VerifyJob>();
+/// Verifications waiting for the verifier thread at most (Argon2 takes tens of ms each, so a
+/// full queue is a few seconds of work); more are refused with 503 rather than queued.
+pub const VERIFY_QUEUE: usize = 128;
+
+/// The verifier's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Start the verifier thread(s) with room for `queue` waiting jobs; they live as long as the
+/// sender.
+pub fn start_verifiers(threads: usize, queue: usize) -> std::io::Result<flume::Sender<VerifyJob>> {
+    let (tx, rx) = flume::bounded::<VerifyJob>(queue.max(1));
     for i in 0..threads.max(1) {
         let rx = rx.clone();
         std::thread::Builder::new()
@@ -101,34 +114,56 @@ pub fn start_verifiers(threads: usize) -> std::io::Result<flume::Sender<VerifyJo
     Ok(tx)
 }
 
-/// One shard's memory of verified keys: digest → (key index, verdict).
+/// One shard's memory of verified keys: digest → (key index, verdict). Successes and failures are
+/// kept apart: a flood of wrong secrets fills (and restarts) only the small failure map.
 #[derive(Default)]
 pub struct KeyCache {
-    map: RefCell<HashMap<u64, (Digest32, usize, bool)>>,
+    good: RefCell<HashMap<u64, (Digest32, usize)>>,
+    bad: RefCell<HashMap<u64, (Digest32, usize)>>,
 }
 
-/// Entries kept per shard before the cache starts over (bounds memory under a flood of bad keys).
-const CACHE_MAX: usize = 16_384;
+/// Good entries kept per shard before that map starts over (only keys that verified get in, so
+/// this is reached only with that many keys in use on one shard).
+const GOOD_MAX: usize = 16_384;
+/// Failed entries kept per shard before that map starts over.
+const BAD_MAX: usize = 1_024;
+
+fn slot(d: &Digest32) -> u64 {
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
 
 impl KeyCache {
     pub fn get(&self, d: &Digest32, index: usize) -> Option<bool> {
-        let slot = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-        let map = self.map.borrow();
-        let (full, idx, ok) = map.get(&slot)?;
-        (ct_eq(full, d) && *idx == index).then_some(*ok)
+        let hit = |map: &RefCell<HashMap<u64, (Digest32, usize)>>| {
+            map.borrow()
+                .get(&slot(d))
+                .is_some_and(|(full, idx)| ct_eq(full, d) && *idx == index)
+        };
+        if hit(&self.good) {
+            Some(true)
+        } else if hit(&self.bad) {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     pub fn clear(&self) {
-        self.map.borrow_mut().clear();
+        self.good.borrow_mut().clear();
+        self.bad.borrow_mut().clear();
     }
 
     pub fn put(&self, d: Digest32, index: usize, ok: bool) {
-        let slot = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-        let mut map = self.map.borrow_mut();
-        if map.len() >= CACHE_MAX {
+        let (map, max) = if ok {
+            (&self.good, GOOD_MAX)
+        } else {
+            (&self.bad, BAD_MAX)
+        };
+        let mut map = map.borrow_mut();
+        if map.len() >= max {
             map.clear();
         }
-        map.insert(slot, (d, index, ok));
+        map.insert(slot(&d), (d, index));
     }
 }
 
@@ -157,5 +192,40 @@ mod tests {
         assert_eq!(c.get(&d, 0), Some(true));
         assert_eq!(c.get(&d, 1), None);
         assert_eq!(c.get(&digest("sy_a_c"), 0), None);
+        c.put(digest("sy_a_c"), 0, false);
+        assert_eq!(c.get(&digest("sy_a_c"), 0), Some(false));
+    }
+
+    #[test]
+    fn a_flood_of_failures_never_evicts_a_good_key() {
+        let c = KeyCache::default();
+        let good = digest("sy_a_good");
+        c.put(good, 0, true);
+        for i in 0..50_000 {
+            c.put(digest(&format!("sy_a_wrong{i}")), 0, false);
+        }
+        assert_eq!(c.get(&good, 0), Some(true));
+        assert!(c.bad.borrow().len() <= BAD_MAX);
+    }
+
+    #[test]
+    fn the_verifier_queue_is_bounded() {
+        let k = mint().unwrap();
+        let tx = start_verifiers(1, 2).unwrap();
+        let mut replies = Vec::new();
+        // Each job takes the thread tens of ms: a queue of two is full within a few sends.
+        let full = (0..20).any(|_| {
+            let (reply, rx) = flume::bounded(1);
+            replies.push(rx);
+            let job = VerifyJob {
+                key: k.key.clone(),
+                phc: k.hash.clone(),
+                reply,
+            };
+            matches!(tx.try_send(job), Err(flume::TrySendError::Full(_)))
+        });
+        assert!(full, "the queue never filled");
+        // What was queued is still answered.
+        assert_eq!(replies[0].recv(), Ok(true));
     }
 }

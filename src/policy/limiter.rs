@@ -50,6 +50,17 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// Would a charge at `now_ns` be refused? Looks, charges nothing.
+    pub fn peek(&self, rate: &Rate, now_ns: u64) -> Verdict {
+        let base = self.tat.load(Ordering::Relaxed).max(now_ns);
+        match base.saturating_sub(now_ns).checked_sub(rate.tolerance_ns) {
+            Some(wait) if wait > 0 => Verdict::Deny {
+                retry_after: Duration::from_nanos(wait),
+            },
+            _ => Verdict::Allow,
+        }
+    }
+
     /// Charge one request at `now_ns` (nanoseconds since the limiter's epoch).
     pub fn charge(&self, rate: &Rate, now_ns: u64) -> Verdict {
         let mut tat = self.tat.load(Ordering::Relaxed);

@@ -1,10 +1,3 @@
-//! Who may call what, and how often: API keys (stored hashed, verified once per shard), roles and
-//! their globs, per-server allow/block rules, and the lock-free rate limiter.
-//!
-//! Globs are evaluated when the catalog is built (`visible`), producing per-role visibility sets;
-//! a request checks a bit. Requests without a key belong to the anonymous role, which exists only
-//! when no key is configured (auth off), and sees everything the servers allow.
-
 //! Who may call what, and how often: API keys (stored hashed, verified once per shard), OAuth
 //! bearer tokens (JWTs, `oauth`), roles and their globs, per-server allow/block rules, the
 //! lock-free rate limiter, CORS.
@@ -59,6 +52,9 @@ pub struct KeyRecord {
     pub role: u16,
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    /// The key's own rate when it sets `rate_per_s` or `burst` (the rest from its role);
+    /// `None` = its role's.
+    rate: Option<Option<Rate>>,
 }
 
 /// One role's rules.
@@ -209,12 +205,20 @@ impl Policy {
             let k = k.get_ref();
             let role = role_of(&k.role)
                 .ok_or_else(|| format!("key {:?}: unknown role {:?}", k.id, k.role))?;
+            let of_role = &roles[role as usize].rules;
+            let rate = (k.rate_per_s.is_some() || k.burst.is_some()).then(|| {
+                Rate::new(
+                    k.rate_per_s.unwrap_or(of_role.rate_per_s),
+                    k.burst.unwrap_or(of_role.burst),
+                )
+            });
             keys.push(KeyRecord {
                 id: k.id.clone(),
                 phc: k.hash.clone(),
                 role,
                 expires_at: k.expires.as_deref().and_then(config::parse_utc),
                 revoked: k.revoked,
+                rate,
             });
         }
         let oauth = match (&config.auth.oauth, prev.and_then(|p| p.oauth.as_ref())) {
@@ -250,7 +254,7 @@ impl Policy {
         let verifier = match prev.and_then(|p| p.verifier.clone()) {
             Some(v) => Some(v),
             None if !keys.is_empty() => Some(
-                keys::start_verifiers(1)
+                keys::start_verifiers(1, keys::VERIFY_QUEUE)
                     .map_err(|e| format!("cannot start the key verifier: {e}"))?,
             ),
             None => None,
@@ -401,7 +405,17 @@ impl Policy {
         let ok = match cache.keys.get(&digest, index) {
             Some(ok) => ok,
             None => {
-                let ok = self.verify_off_shard(key, &record.phc).await;
+                let Ok(ok) = self.verify_off_shard(key, &record.phc).await else {
+                    return Err(Denial {
+                        error: Error::downstream(
+                            ErrorKind::Overloaded,
+                            "Service busy: too many API keys waiting to be verified; retry shortly",
+                        ),
+                        challenge: Challenge::Missing,
+                        key: id.clone(),
+                        subject: None,
+                    });
+                };
                 // A reload may have started another generation meanwhile: then the index means
                 // nothing to the cache.
                 if cache.generation.get() == self.generation {
@@ -460,25 +474,48 @@ impl Policy {
         }
     }
 
-    async fn verify_off_shard(&self, key: &str, phc: &str) -> bool {
+    /// The verifier's verdict on `key`; `Err(Busy)` when its queue is full (never waits for room:
+    /// a flood of wrong secrets must not queue without bound).
+    async fn verify_off_shard(&self, key: &str, phc: &str) -> Result<bool, keys::Busy> {
         let Some(v) = &self.verifier else {
-            return false;
+            return Ok(false);
         };
         let (tx, rx) = flume::bounded(1);
-        if v.send(VerifyJob {
+        match v.try_send(VerifyJob {
             key: key.to_owned(),
             phc: phc.to_owned(),
             reply: tx,
-        })
-        .is_err()
-        {
-            return false;
+        }) {
+            Ok(()) => Ok(rx.recv_async().await.unwrap_or(false)),
+            Err(flume::TrySendError::Full(_)) => Err(keys::Busy),
+            Err(flume::TrySendError::Disconnected(_)) => Ok(false),
         }
-        rx.recv_async().await.unwrap_or(false)
     }
 
-    /// Charge the caller's bucket: its key's or its token subject's (rate from its role) or,
-    /// anonymous, its IP's.
+    /// A failed authentication from `ip` costs a token of that address's bucket (with
+    /// `auth.ip_rate_per_s` set): `Err(wait)` when it had none left.
+    pub fn charge_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        match &self.ip_rate {
+            Some(rate) => match self.ip_buckets.bucket(ip).charge(rate, self.epoch.now_ns()) {
+                Verdict::Allow => Ok(()),
+                Verdict::Deny { retry_after } => Err(retry_after),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Has `ip` spent its bucket (on failed authentications, with auth on)? Then its next
+    /// credentials are not even verified: `Some(wait)`. Charges nothing.
+    pub fn ip_exhausted(&self, ip: IpAddr) -> Option<Duration> {
+        let rate = self.ip_rate.as_ref()?;
+        match self.ip_buckets.bucket(ip).peek(rate, self.epoch.now_ns()) {
+            Verdict::Allow => None,
+            Verdict::Deny { retry_after } => Some(retry_after),
+        }
+    }
+
+    /// Charge the caller's bucket: its key's (at the key's own rate, else its role's), its token
+    /// subject's (rate from its role) or, anonymous, its IP's.
     pub fn charge(&self, p: &Principal, ip: IpAddr) -> Result<(), Duration> {
         let now = self.epoch.now_ns();
         let role_rate = self
@@ -486,10 +523,16 @@ impl Policy {
             .get(p.role as usize)
             .and_then(|r| r.rate.as_ref());
         let verdict = match (p.key, p.owner) {
-            (Some(k), _) => match (role_rate, self.key_buckets.get(k as usize)) {
-                (Some(rate), Some(bucket)) => bucket.charge(rate, now),
-                _ => Verdict::Allow,
-            },
+            (Some(k), _) => {
+                let rate = match self.keys.get(k as usize).and_then(|r| r.rate.as_ref()) {
+                    Some(own) => own.as_ref(),
+                    None => role_rate,
+                };
+                match (rate, self.key_buckets.get(k as usize)) {
+                    (Some(rate), Some(bucket)) => bucket.charge(rate, now),
+                    _ => Verdict::Allow,
+                }
+            }
             // A bearer token: its subject's bucket, at its role's rate.
             (None, owner) if owner != 0 => match role_rate {
                 Some(rate) => self.owner_buckets.bucket(owner).charge(rate, now),
@@ -508,8 +551,20 @@ impl Policy {
 
     /// May `role` use `name` (a tool or prompt name, or a resource URI) on `server`?
     pub fn visible(&self, role: u16, server: &config::Server, item: Item, name: &str) -> bool {
+        self.refusal(role, server, item, name).is_none()
+    }
+
+    /// The rule that keeps `name` from `role` on `server`, for the audit line (never for the
+    /// caller, to whom a hidden thing does not exist); `None` when the role may use it.
+    pub fn refusal(
+        &self,
+        role: u16,
+        server: &config::Server,
+        item: Item,
+        name: &str,
+    ) -> Option<String> {
         let Some(r) = self.roles.get(role as usize) else {
-            return false;
+            return Some(format!("unknown role #{role}"));
         };
         let anonymous = role == self.anonymous_role();
         if !anonymous
@@ -518,23 +573,47 @@ impl Policy {
                 .as_ref()
                 .is_some_and(|allowed| !allowed.contains(&r.name))
         {
-            return false;
+            return Some(format!(
+                "role {:?} is not in server {:?}'s allowed_roles",
+                r.name, server.name
+            ));
         }
         if item == Item::Tool {
             if !server.allowed_tools.is_empty() && !glob::any(&server.allowed_tools, name) {
-                return false;
+                return Some(format!(
+                    "tool {name:?} matches none of server {:?}'s allowed_tools",
+                    server.name
+                ));
             }
-            if glob::any(&server.blocked_tools, name) {
-                return false;
+            if let Some(g) = glob::first(&server.blocked_tools, name) {
+                return Some(format!(
+                    "server {:?}'s blocked_tools glob {g:?}",
+                    server.name
+                ));
             }
         }
-        let (allowed, blocked) = match item {
-            Item::Tool => (&r.rules.allowed_tools, &r.rules.blocked_tools),
-            Item::Prompt => (&r.rules.allowed_prompts, &r.rules.blocked_prompts),
-            Item::Resource => (&r.rules.allowed_resources, &r.rules.blocked_resources),
+        let (allowed, blocked, kind) = match item {
+            Item::Tool => (&r.rules.allowed_tools, &r.rules.blocked_tools, "tools"),
+            Item::Prompt => (
+                &r.rules.allowed_prompts,
+                &r.rules.blocked_prompts,
+                "prompts",
+            ),
+            Item::Resource => (
+                &r.rules.allowed_resources,
+                &r.rules.blocked_resources,
+                "resources",
+            ),
         };
         let path = format!("{}/{name}", server.name);
-        glob::any(allowed, &path) && !glob::any(blocked, &path)
+        if !glob::any(allowed, &path) {
+            return Some(format!(
+                "{path:?} matches none of role {:?}'s allowed_{kind}",
+                r.name
+            ));
+        }
+        glob::first(blocked, &path)
+            .map(|g| format!("role {:?}'s blocked_{kind} glob {g:?}", r.name))
     }
 
     pub fn role_name(&self, role: u16) -> &str {

@@ -46,7 +46,11 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     if ctx.conns.get() >= ctx.shared.config.gateway.max_connections_per_shard {
-        tracing::warn!(%peer, "connection limit of this shard reached; closed");
+        tracing::warn!(%peer, "connection limit of this shard reached; answered 503 and closed");
+        if ctx.shared.tls.is_none() {
+            // A TLS client would need a handshake first: it is just closed.
+            refuse_busy(stream).await;
+        }
         return;
     }
     ctx.conns.set(ctx.conns.get() + 1);
@@ -65,13 +69,42 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
     }
 }
 
+/// Answer a connection over the shard's limit with 503 (`Retry-After: 1`) and close it, without
+/// reading its request: half-close, then drain briefly so the close does not turn into a reset that
+/// would discard the answer before the client reads it. At most about a second in all.
+async fn refuse_busy(mut stream: TcpStream) {
+    let e = crate::error::Error::new(
+        crate::error::ErrorKind::Overloaded,
+        crate::error::Source::Internal,
+        "Service busy: this gateway shard has max_connections_per_shard connections open; retry shortly",
+    );
+    let mut out = Vec::new();
+    crate::mcp::front::error_response(&e, None, None).encode(false, &mut out);
+    let wrote = monoio::time::timeout(Duration::from_millis(500), stream.write_all(out)).await;
+    if !matches!(wrote, Ok((Ok(_), _))) {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let _ = monoio::time::timeout(Duration::from_millis(500), async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (res, b) = stream.read(buf).await;
+            buf = b;
+            if !matches!(res, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S, peer: SocketAddr) {
     let gw = &ctx.shared.config.gateway;
     let limits = Limits {
         max_header_bytes: gw.max_header_bytes,
         max_body_bytes: gw.max_body_bytes,
         idle: Duration::from_millis(gw.idle_timeout_ms),
-        read: Duration::from_secs(30),
+        read: Duration::from_millis(gw.request_read_timeout_ms),
     };
     // Small to start: a thousand idle keep-alive clients should not cost 16 KB each; both grow to
     // what the connection's messages need.
@@ -189,7 +222,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             }
         }; // the handler's future is dropped here
         let Some(outcome) = outcome else { return };
-        let resp: Response = match outcome {
+        let mut resp: Response = match outcome {
             Ok(r) => r,
             Err(()) => {
                 tracing::error!(%peer, "a request handler panicked; answered 500");
@@ -229,13 +262,18 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     bytes_in,
                     bytes_out: resp.body.len() + streamed.unwrap_or(0),
                 };
-                // Strict durability waits here, before the response leaves.
-                audit
+                // Strict durability waits here, before the response leaves; a line that did
+                // not reach the disk turns the answer into an error.
+                let recorded = audit
                     .record(
                         ctx.index() as usize - 1,
                         crate::audit::line(&note.take(), &outcome),
                     )
                     .await;
+                if let Err(e) = recorded {
+                    tracing::error!(%peer, "{e}: the request is answered with 500");
+                    resp = audit_failed(resp, &e);
+                }
             }
         }
         let keep_alive = head.keep_alive && !ctx.shared.is_stopping() && !detached;
@@ -279,6 +317,19 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             return;
         }
     }
+}
+
+/// The answer to a request whose strict audit line could not be written: a JSON-RPC internal error
+/// with the request's id, naming the failure (a success whose record is not on disk would break the
+/// durability promise). The original answer's headers (session id, CORS) stay.
+fn audit_failed(resp: Response, e: &crate::audit::AuditFailed) -> Response {
+    let id = sonic_rs::get(resp.body.as_slice(), ["id"])
+        .ok()
+        .map(|v| v.as_raw_str().as_bytes().to_vec());
+    let err = crate::error::Error::internal(format!("the request's {e}; its outcome is unknown"));
+    let mut out = Response::json(500, err.to_jsonrpc(id.as_deref()));
+    out.headers = resp.headers;
+    out
 }
 
 /// Serve a standing stream after its head (in `out`): each message as it comes, a keep-alive comment

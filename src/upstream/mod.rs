@@ -12,7 +12,7 @@ pub mod stream;
 pub mod subs;
 pub mod supervisor;
 
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU8, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,19 @@ pub struct Upstream {
     /// What we learned of its era (see `supervisor`), kept across restarts.
     pub era_hint: AtomicU8,
     last_handshake: arc_swap::ArcSwapOption<Handshake>,
+    /// Requests in flight through the gateway, for `max_concurrent` (counted on the configured
+    /// server, shared by every shard: one atomic, no lock).
+    in_flight: AtomicUsize,
+}
+
+/// One of a server's `max_concurrent` places, given back when dropped — whether the request was
+/// answered, failed, or cancelled with its future.
+pub struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl Upstream {
@@ -102,7 +115,29 @@ impl Upstream {
             ),
             era_hint: AtomicU8::new(supervisor::HINT_UNKNOWN),
             last_handshake: arc_swap::ArcSwapOption::empty(),
+            in_flight: AtomicUsize::new(0),
         })
+    }
+
+    /// Take a place for one forwarded request: `Ok(None)` without a cap, `Err(cap)` when the
+    /// server already has `max_concurrent` in flight. A compare-and-swap loop, so a refusal never
+    /// counts (a refused caller cannot make a concurrent one see the server fuller than it is).
+    pub fn slot(&self) -> Result<Option<Slot<'_>>, usize> {
+        let Some(cap) = self.config.max_concurrent else {
+            return Ok(None);
+        };
+        use std::sync::atomic::Ordering::AcqRel;
+        self.in_flight
+            .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .map(|_| Some(Slot(&self.in_flight)))
+            .map_err(|_| cap)
+    }
+
+    /// Requests in flight (counted only for a server with `max_concurrent`).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A dedicated copy of configured upstream `of` under `index` for session `session` (see

@@ -427,7 +427,7 @@ async fn request(
         Some(s) if !client.untrack(&id, s) => None,
         _ => outcome,
     };
-    let (status, body) = match outcome {
+    let (status, mut body) = match outcome {
         None => {
             sink.close();
             note.set(|f| {
@@ -462,13 +462,21 @@ async fn request(
             bytes_in: frame.bytes().len(),
             bytes_out: body.len() + streamed,
         };
-        // Strict durability waits here, before the answer leaves.
-        audit
+        // Strict durability waits here, before the answer leaves; a line that did not reach the
+        // disk turns the answer into an error.
+        let recorded = audit
             .record(
                 ctx.index() as usize - 1,
                 crate::audit::line(&note.take(), &outcome),
             )
             .await;
+        if let Err(e) = recorded {
+            tracing::error!("{e}: the request is answered with an internal error");
+            if !body.is_empty() {
+                let e = Error::internal(format!("the request's {e}; its outcome is unknown"));
+                body = e.to_jsonrpc(Some(&id));
+            }
+        }
     }
     if !body.is_empty() {
         client.send(&body).await;
