@@ -187,7 +187,14 @@ async fn admit(
     note: &Note,
 ) -> Result<Principal, Response> {
     let creds = Credentials::from_headers(head.authorization(), head.x_api_key());
-    let admitted = match failures_exhausted(ctx, peer.ip(), note) {
+    let gate = ctx
+        .shared
+        .policy
+        .load()
+        .would_verify(&ctx.auth, creds)
+        .then(|| failures_exhausted(ctx, peer.ip(), note))
+        .flatten();
+    let admitted = match gate {
         Some(r) => Err(r),
         None => match authenticate(ctx, creds, note).await {
             Ok((who, token)) => authorize(ctx, who, token, peer.ip(), note).map(|()| who),
@@ -220,7 +227,7 @@ async fn admit(
 }
 
 /// With auth on and `auth.ip_rate_per_s` set, an address whose failed authentications used up its
-/// bucket gets 429 before its credentials are even verified.
+/// bucket gets 429 before a key of it is verified (see `Policy::would_verify` for which wait).
 fn failures_exhausted(ctx: &ShardCtx, ip: std::net::IpAddr, note: &Note) -> Option<Refusal> {
     let policy = ctx.shared.policy.load();
     if !policy.auth_required {

@@ -486,9 +486,12 @@ impl Policy {
             phc: phc.to_owned(),
             reply: tx,
         }) {
-            Ok(()) => Ok(rx.recv_async().await.unwrap_or(false)),
-            Err(flume::TrySendError::Full(_)) => Err(keys::Busy),
-            Err(flume::TrySendError::Disconnected(_)) => Ok(false),
+            // A verifier that is gone gives no verdict: "busy" (503, nothing cached), never
+            // "wrong" (which the failure cache would keep until a reload).
+            Ok(()) => rx.recv_async().await.map_err(|_| keys::Busy),
+            Err(flume::TrySendError::Full(_) | flume::TrySendError::Disconnected(_)) => {
+                Err(keys::Busy)
+            }
         }
     }
 
@@ -502,6 +505,27 @@ impl Policy {
             },
             None => Ok(()),
         }
+    }
+
+    /// Whether checking `creds` would cost an Argon2 verification: an API key of a known id that
+    /// this shard has not yet seen verified good. Only such credentials wait behind an address's
+    /// spent failure bucket: a key already verified here (a client behind the same NAT as a
+    /// guesser), a token (a signature check, no oracle worth guessing at) or no credentials cost
+    /// nothing to check.
+    pub fn would_verify(&self, cache: &AuthCache, creds: Credentials<'_>) -> bool {
+        if !self.auth_required {
+            return false;
+        }
+        cache.sync(self.generation);
+        let key = match (creds.bearer, creds.api_key, &self.oauth) {
+            (Some(token), _, Some(_)) if keys::key_id(token).is_none() => return false,
+            (Some(key), _, _) | (None, Some(key), _) => key,
+            (None, None, _) => return false,
+        };
+        let Some(index) = keys::key_id(key).and_then(|id| self.by_id.get(id).copied()) else {
+            return false;
+        };
+        cache.keys.get(&keys::digest(key), index) != Some(true)
     }
 
     /// Has `ip` spent its bucket (on failed authentications, with auth on)? Then its next
