@@ -520,3 +520,51 @@ fn a_strict_audit_line_that_cannot_be_written_fails_the_call() {
         "{health}"
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    // One connection per shard: the stuck client holds the only place until its write times out.
+    let gw = start("max_connections_per_shard = 1\nwrite_timeout_ms = 300\n", 1);
+    let stuck = TcpStream::connect(gw.addr).expect("connect");
+    let mut w = stuck.try_clone().expect("clone");
+    // Pipelined requests whose answers are never read: once the socket buffers fill, the
+    // gateway's write cannot finish.
+    let writer = std::thread::spawn(move || {
+        let _ = w.set_write_timeout(Some(Duration::from_secs(5)));
+        let one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        for _ in 0..200 {
+            if w.write_all(&batch).is_err() {
+                break;
+            }
+        }
+    });
+    // Meanwhile the place is taken (503), until the gateway gives up on the stuck client.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut refused = 0;
+    let served = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stuck client kept its place ({refused} refusals)"
+        );
+        let mut s = TcpStream::connect(gw.addr).expect("connect");
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = read_all(&mut s);
+        if answer.starts_with("HTTP/1.1 200 ") {
+            break answer;
+        }
+        assert!(
+            answer.starts_with("HTTP/1.1 503 ") || answer.is_empty(),
+            "{answer}"
+        );
+        refused += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(served.contains("\"status\""), "{served}");
+    assert!(
+        refused > 0,
+        "the stuck client never held the place: the test shows nothing"
+    );
+    drop(stuck);
+    let _ = writer.join();
+}

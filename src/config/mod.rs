@@ -65,6 +65,9 @@ pub struct Gateway {
     /// Time a client has to send a whole request (head and body) from its first byte; slower
     /// ones get 408 and are closed (slowloris).
     pub request_read_timeout_ms: u64,
+    /// Time a client has to take each answer (or stream message) the gateway writes; one that
+    /// stops reading is disconnected rather than holding its connection forever.
+    pub write_timeout_ms: u64,
     /// Name the gateway gives itself in `serverInfo`.
     pub server_name: String,
     /// Serve HTTPS instead of HTTP.
@@ -158,6 +161,7 @@ impl Default for Gateway {
             session_idle_timeout_ms: 30 * 60_000,
             idle_timeout_ms: 120_000,
             request_read_timeout_ms: 30_000,
+            write_timeout_ms: 30_000,
             server_name: "switchyard".into(),
             tls: None,
             max_connections_per_shard: 10_000,
@@ -496,6 +500,9 @@ impl Config {
         }
         if gw.request_read_timeout_ms == 0 {
             return Err(loc.at(0, "gateway: request_read_timeout_ms must be > 0"));
+        }
+        if gw.write_timeout_ms == 0 {
+            return Err(loc.at(0, "gateway: write_timeout_ms must be > 0"));
         }
         if gw.max_body_bytes == 0 || gw.max_header_bytes < 1024 {
             return Err(loc.at(

@@ -273,7 +273,7 @@ async fn read_with_deadline<S: AsyncReadRent>(
 }
 
 /// `wait` from now; `None` past the end of time (a timer that never fires, as `timeout` makes it).
-fn after(wait: Duration) -> Option<monoio::time::Instant> {
+pub(crate) fn after(wait: Duration) -> Option<monoio::time::Instant> {
     monoio::time::Instant::now().checked_add(wait)
 }
 
@@ -284,7 +284,7 @@ fn after(wait: Duration) -> Option<monoio::time::Instant> {
 /// old one comes). Only one task may use a kept timer: monoio keeps the first waker that polls it
 /// until it fires, so a timer moved to another task (a pooled upstream connection's) would wake
 /// the wrong one.
-async fn within<F: Future>(
+pub(crate) async fn within<F: Future>(
     mut timer: Pin<&mut Sleep>,
     deadline: Option<monoio::time::Instant>,
     fut: F,

@@ -2,11 +2,13 @@
 //! the client closes, idles out, or the shard stops.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::time::Sleep;
 
 use super::ShardCtx;
 use crate::http::server::{read_request, Limits, Response};
@@ -47,9 +49,12 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
     }
     if ctx.conns.get() >= ctx.shared.config.gateway.max_connections_per_shard {
         tracing::warn!(%peer, "connection limit of this shard reached; answered 503 and closed");
-        if ctx.shared.tls.is_none() {
-            // A TLS client would need a handshake first: it is just closed.
+        // A TLS client would need a handshake first: it is just closed. So is one past the
+        // refusals already in progress, so that a flood cannot hold descriptors through them.
+        if ctx.shared.tls.is_none() && ctx.refusing.get() < MAX_REFUSING {
+            ctx.refusing.set(ctx.refusing.get() + 1);
             refuse_busy(stream).await;
+            ctx.refusing.set(ctx.refusing.get().saturating_sub(1));
         }
         return;
     }
@@ -68,6 +73,9 @@ pub async fn accept(ctx: Rc<ShardCtx>, stream: TcpStream, peer: SocketAddr) {
         }
     }
 }
+
+/// Connections over the limit answered at once per shard; more are closed unanswered.
+const MAX_REFUSING: usize = 64;
 
 /// Answer a connection over the shard's limit with 503 (`Retry-After: 1`) and close it, without
 /// reading its request: half-close, then drain briefly so the close does not turn into a reset that
@@ -106,6 +114,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         idle: Duration::from_millis(gw.idle_timeout_ms),
         read: Duration::from_millis(gw.request_read_timeout_ms),
     };
+    let wlimit = Duration::from_millis(gw.write_timeout_ms);
     // Small to start: a thousand idle keep-alive clients should not cost 16 KB each; both grow to
     // what the connection's messages need.
     let mut buf = Vec::with_capacity(2048);
@@ -122,7 +131,13 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                     tracing::debug!(%peer, "bad request: {e}");
                     let resp = crate::mcp::front::transport_error(status, &e.to_string());
                     resp.encode(false, &mut out);
-                    let _ = stream.write_all(std::mem::take(&mut out)).await;
+                    let _ = write_within(
+                        &mut stream,
+                        std::mem::take(&mut out),
+                        timer.as_mut(),
+                        wlimit,
+                    )
+                    .await;
                 }
                 return;
             }
@@ -178,7 +193,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                         if detached {
                             continue;
                         }
-                        let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                        let (res, o) = write_within(&mut stream, std::mem::take(&mut out), timer.as_mut(), wlimit).await;
                         out = o;
                         if res.is_err() {
                             if sink.log.borrow().is_none() {
@@ -211,7 +226,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
                             out.extend_from_slice(b"0\r\n\r\n");
                             detached = true;
                         }
-                        let (res, o) = stream.write_all(std::mem::take(&mut out)).await;
+                        let (res, o) = write_within(&mut stream, std::mem::take(&mut out), timer.as_mut(), wlimit).await;
                         out = o;
                         if detached {
                             let _ = stream.shutdown().await;
@@ -286,7 +301,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
             if let Some(log) = standing.log.borrow().as_ref().filter(|l| l.prime) {
                 priming(log, ctx.shared.config.gateway.resume.retry_ms, &mut out);
             }
-            if !stand(&mut stream, &standing, out).await {
+            if !stand(&mut stream, &standing, out, timer.as_mut(), wlimit).await {
                 return;
             }
             out = Vec::with_capacity(8192);
@@ -310,7 +325,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(ctx: &ShardCtx, mut stream: S,
         } else {
             resp.encode(keep_alive, &mut out);
         }
-        let (res, o) = stream.write_all(out).await;
+        let (res, o) = write_within(&mut stream, out, timer.as_mut(), wlimit).await;
         out = o;
         drop(guard);
         if res.is_err() || !keep_alive {
@@ -332,13 +347,41 @@ fn audit_failed(resp: Response, e: &crate::audit::AuditFailed) -> Response {
     out
 }
 
+/// `stream.write_all(out)` within `limit`, on the connection's kept timer (reads and writes of a
+/// connection take turns): a client that stops reading cannot hold its connection, and its place
+/// under `max_connections_per_shard`, forever.
+async fn write_within<S: AsyncWriteRent>(
+    stream: &mut S,
+    out: Vec<u8>,
+    timer: Pin<&mut Sleep>,
+    limit: Duration,
+) -> (std::io::Result<usize>, Vec<u8>) {
+    let write = stream.write_all(out);
+    match crate::http::server::within(timer, crate::http::server::after(limit), write).await {
+        Some(r) => r,
+        None => (
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not take its answer in time",
+            )),
+            Vec::new(),
+        ),
+    }
+}
+
 /// Serve a standing stream after its head (in `out`): each message as it comes, a keep-alive comment
 /// when idle (which also finds clients that left). `true` when the stream ended normally (the
 /// connection can serve another request), `false` when the client is gone.
-async fn stand<S: AsyncWriteRent>(stream: &mut S, sink: &Sink, mut out: Vec<u8>) -> bool {
+async fn stand<S: AsyncWriteRent>(
+    stream: &mut S,
+    sink: &Sink,
+    mut out: Vec<u8>,
+    mut timer: Pin<&mut Sleep>,
+    wlimit: Duration,
+) -> bool {
     const KEEPALIVE: Duration = Duration::from_secs(15);
     loop {
-        let (res, o) = stream.write_all(out).await;
+        let (res, o) = write_within(stream, out, timer.as_mut(), wlimit).await;
         out = o;
         if res.is_err() {
             sink.close();
@@ -355,7 +398,7 @@ async fn stand<S: AsyncWriteRent>(stream: &mut S, sink: &Sink, mut out: Vec<u8>)
                 }
                 None => {
                     out.extend_from_slice(b"0\r\n\r\n");
-                    let (res, _) = stream.write_all(out).await;
+                    let (res, _) = write_within(stream, out, timer.as_mut(), wlimit).await;
                     return res.is_ok();
                 }
             },

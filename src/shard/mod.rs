@@ -214,6 +214,8 @@ pub struct ShardCtx {
     pub auth: crate::policy::AuthCache,
     /// Open connections on this shard.
     pub conns: std::cell::Cell<usize>,
+    /// Connections over the limit being answered 503 (each held up to a second; bounded too).
+    pub refusing: std::cell::Cell<usize>,
     /// Server-to-client requests this shard relayed, awaiting clients' answers.
     pub answers: crate::mcp::relay::Answers,
     /// Standing notification streams held by this shard's connections.
@@ -534,6 +536,7 @@ fn shard_main(
             active: std::cell::Cell::new(0),
             auth: Default::default(),
             conns: std::cell::Cell::new(0),
+            refusing: std::cell::Cell::new(0),
             answers: Default::default(),
             listeners: Default::default(),
             held: Default::default(),
