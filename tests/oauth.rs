@@ -195,12 +195,15 @@ fn jwt_bearer_tokens_every_branch() {
         header(&h, "www-authenticate"),
         format!("Bearer resource_metadata=\"{META}\", scope=\"mcp:admin mcp:read mcp:nothing\"")
     );
+    let a = last_line(&audit);
     assert_eq!(
         (
-            last_line(&audit)["event"].as_str(),
-            last_line(&audit)["status"].as_u64()
+            a["event"].as_str(),
+            a["status"].as_u64(),
+            a["code"].as_i64()
         ),
-        (Some("denied"), Some(401))
+        (Some("denied"), Some(401), Some(-31054)),
+        "{a}"
     );
 
     // Each bad token: 401 invalid_token, the reason in the error, the challenge and the audit.
@@ -303,9 +306,10 @@ fn jwt_bearer_tokens_every_branch() {
             (
                 a["event"].as_str(),
                 a["status"].as_u64(),
+                a["code"].as_i64(),
                 a["subject"].as_str()
             ),
-            (Some("denied"), Some(403), Some("eve")),
+            (Some("denied"), Some(403), Some(-31055), Some("eve")),
             "{a}"
         );
     }

@@ -439,8 +439,12 @@ fn over_the_rate_is_429_with_retry_after() {
             assert_eq!(v["error"]["code"], -31056, "{v}");
             let a = last_line(&audit);
             assert_eq!(
-                (a["event"].as_str(), a["status"].as_u64()),
-                (Some("denied"), Some(429)),
+                (
+                    a["event"].as_str(),
+                    a["status"].as_u64(),
+                    a["code"].as_i64()
+                ),
+                (Some("denied"), Some(429), Some(-31056)),
                 "{a}"
             );
             retry_after = header(&h, "retry-after").map(str::to_owned);

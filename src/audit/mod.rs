@@ -68,12 +68,10 @@ impl Arguments {
                 return Arguments::Whole(v);
             }
         }
-        let mut end = raw.len().min(ARGUMENTS_MAX);
-        // Cut on a character boundary (the bytes are UTF-8 JSON).
-        while end > 0 && std::str::from_utf8(&raw[..end]).is_err() {
-            end -= 1;
-        }
-        Arguments::Truncated(String::from_utf8_lossy(&raw[..end]).into_owned())
+        let cut = &raw[..raw.len().min(ARGUMENTS_MAX)];
+        // Up to a character boundary (the bytes are UTF-8 JSON; one pass, whatever they hold).
+        let end = std::str::from_utf8(cut).map_or_else(|e| e.valid_up_to(), str::len);
+        Arguments::Truncated(String::from_utf8_lossy(&cut[..end]).into_owned())
     }
 }
 

@@ -50,11 +50,14 @@ impl Files {
         if self.keep == 0 {
             std::fs::remove_file(&self.path)?;
         } else {
-            for n in (1..self.keep).rev() {
-                let from = self.rotated(n);
-                if from.exists() {
-                    std::fs::rename(&from, self.rotated(n + 1))?;
-                }
+            // `.1`… `.top` exist (rotation keeps them contiguous): probe and shift only those,
+            // not `keep` names (a large `keep` made each rotation that many `stat`s).
+            let mut top = 0;
+            while top < self.keep && self.rotated(top + 1).exists() {
+                top += 1;
+            }
+            for n in (1..=top.min(self.keep - 1)).rev() {
+                std::fs::rename(self.rotated(n), self.rotated(n + 1))?;
             }
             std::fs::rename(&self.path, self.rotated(1))?;
         }

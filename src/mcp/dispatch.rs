@@ -340,22 +340,7 @@ async fn forward(
         f.tool = Some(route.original.to_string());
     });
     // The server's `max_concurrent`, held until this function returns or its future is dropped.
-    let _slot = up.slot().map_err(|cap| {
-        ex.note.set(|f| {
-            f.event = Some("refused");
-            f.reason = Some(format!(
-                "server {:?} has its max_concurrent = {cap} requests in flight",
-                up.name
-            ));
-        });
-        Error::upstream(
-            ErrorKind::Overloaded,
-            format!(
-                "Server {} is busy ({cap} requests in flight); retry shortly",
-                up.name
-            ),
-        )
-    })?;
+    let _slot = take_slot(ex, up)?;
     let params_span = ex
         .frame
         .params_span()
@@ -748,6 +733,7 @@ async fn complete(
         .shared
         .upstream(route.upstream)
         .ok_or_else(|| Error::internal("route to a missing upstream"))?;
+    let _slot = take_slot(ex, up)?;
     let body = params.to_string();
     let reply = upstream::call(
         &ctx.lane,
@@ -758,6 +744,30 @@ async fn complete(
     )
     .await?;
     Ok(relay(ex, &reply))
+}
+
+/// A place under the server's `max_concurrent` (none to take when it has no cap), or the 503
+/// refusal, audited as `refused`.
+fn take_slot<'a>(
+    ex: &Exchange<'_>,
+    up: &'a crate::upstream::Upstream,
+) -> Result<Option<crate::upstream::Slot<'a>>, Error> {
+    up.slot().map_err(|cap| {
+        ex.note.set(|f| {
+            f.event = Some("refused");
+            f.reason = Some(format!(
+                "server {:?} has its max_concurrent = {cap} requests in flight",
+                up.name
+            ));
+        });
+        Error::upstream(
+            ErrorKind::Overloaded,
+            format!(
+                "Server {} is busy ({cap} requests in flight); retry shortly",
+                up.name
+            ),
+        )
+    })
 }
 
 /// resources/subscribe and unsubscribe (legacy): passed to the URI's owner when it is a legacy
