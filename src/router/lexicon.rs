@@ -244,6 +244,8 @@ struct Table {
     words: HashMap<String, Vec<u16>>,
     /// Two stemmed words, space-separated → concepts.
     phrases: HashMap<String, Vec<u16>>,
+    /// The stemmed first words of `phrases`: most word pairs need no lookup.
+    phrase_heads: HashMap<String, ()>,
     /// A lowercased word with digits, unsplit (`k8s`) → concepts.
     compounds: HashMap<String, Vec<u16>>,
     /// The concept of `issue`: a ticket key such as `ENG-512` implies it.
@@ -268,6 +270,7 @@ fn table() -> &'static Table {
                 }
                 if let Some((a, b)) = w.split_once('_') {
                     add(&mut t.phrases, format!("{} {}", stem(a), stem(b)), g);
+                    t.phrase_heads.insert(stem(a).to_owned(), ());
                 } else if w.bytes().any(|c| c.is_ascii_digit()) {
                     add(&mut t.compounds, w.to_owned(), g);
                 } else {
@@ -315,12 +318,13 @@ pub fn implied_concepts(text: &str, mut f: impl FnMut(u16)) {
     if let Some(g) = t.issue.filter(|_| has_ticket_key(text)) {
         f(g);
     }
-    let mut pair = String::with_capacity(32);
-    let mut prev_len = 0usize;
+    let mut pair = String::new();
+    let mut prev: Option<&str> = None;
     words(text, |w| {
         let s = stem(w);
-        if prev_len > 0 {
-            pair.truncate(prev_len);
+        if let Some(head) = prev {
+            pair.clear();
+            pair.push_str(head);
             pair.push(' ');
             pair.push_str(s);
             t.phrases
@@ -329,9 +333,7 @@ pub fn implied_concepts(text: &str, mut f: impl FnMut(u16)) {
                 .flatten()
                 .for_each(|&g| f(g));
         }
-        pair.clear();
-        pair.push_str(s);
-        prev_len = pair.len();
+        prev = t.phrase_heads.get_key_value(s).map(|(k, _)| k.as_str());
     });
     for raw in text.split(|c: char| !c.is_alphanumeric()) {
         let b = raw.as_bytes();
