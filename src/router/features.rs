@@ -149,7 +149,7 @@ pub fn word_keys(word: &str, concepts: bool, f: &mut impl FnMut(u32)) {
 
 /// The keys of the concepts `text` implies by its shape (a ticket key means "issue"), appended.
 pub fn implied_keys(text: &str, out: &mut Vec<u32>) {
-    out.extend(implied_concepts(text).map(|g| hash(KIND_CONCEPT, &g.to_le_bytes())));
+    implied_concepts(text, |g| out.push(hash(KIND_CONCEPT, &g.to_le_bytes())));
 }
 
 /// The keys (see [`word_keys`]) of every word of `text`, and its implied concepts, appended.
@@ -265,12 +265,12 @@ impl Bag {
 /// The semantic features of a text: each word's n-grams, and pairs of adjacent words.
 pub fn text_ngrams(text: &str, shape: &NgramShape, weight: f32, f: &mut impl FnMut(u32, f32)) {
     if shape.concept_weight > 0.0 {
-        for g in implied_concepts(text) {
+        implied_concepts(text, |g| {
             f(
                 hash(KIND_CONCEPT, &g.to_le_bytes()),
                 weight * shape.concept_weight,
-            );
-        }
+            )
+        });
     }
     let mut prev = [0u8; 48];
     let mut prev_len = 0usize;
@@ -303,12 +303,12 @@ pub fn text_tokens(text: &str, concept_weight: f32, bag: &mut Bag) {
 /// The keyword tokens of a text at `weight` (a field of a tool), into `bag`.
 pub fn text_tokens_weighted(text: &str, weight: f32, concept_weight: f32, bag: &mut Bag) {
     if concept_weight > 0.0 {
-        for g in implied_concepts(text) {
+        implied_concepts(text, |g| {
             bag.push(
                 hash(KIND_CONCEPT, &g.to_le_bytes()),
                 weight * concept_weight,
-            );
-        }
+            )
+        });
     }
     words(text, |w| {
         word_token(w, weight, concept_weight, &mut |k, v| bag.push(k, v))

@@ -135,8 +135,13 @@ pub fn is_stop(w: &str) -> bool {
 }
 
 /// A light suffix stemmer (plural, -ing, -ed, final e/y), enough that `issues`, `issue` and
-/// `creating`/`create`/`created` meet; not Porter, and never shorter than three letters.
+/// `creating`/`create`/`created` meet; not Porter, and never shorter than three letters. A doubled
+/// final consonant left by -ing/-ed is undoubled (`running` → `run`, `committed` → `commit`),
+/// and common irregular verb forms and plurals map to their base (`wrote` → `write`).
 pub fn stem(w: &str) -> &str {
+    if let Some(base) = irregular(w) {
+        return stem(base);
+    }
     let n = w.len();
     if n <= 3 || !w.is_ascii() {
         return w;
@@ -151,15 +156,78 @@ pub fn stem(w: &str) -> &str {
     } else if s.ends_with('s') && !s.ends_with("ss") && !s.ends_with("us") && !s.ends_with("is") {
         s = &s[..s.len() - 1];
     }
+    let before = s.len();
     if let Some(b) = s.strip_suffix("ing").filter(|b| b.len() >= 3) {
         s = b;
     } else if let Some(b) = s.strip_suffix("ed").filter(|b| b.len() >= 3) {
         s = b;
     }
+    if s.len() < before {
+        s = undouble(s);
+    }
     if s.len() > 3 && (s.ends_with('e') || s.ends_with('y')) {
         s = &s[..s.len() - 1];
     }
     s
+}
+
+/// `runn` → `run`, `dropp` → `drop`: a doubled final consonant other than l, s, z, f (which
+/// double in the base word: `install`, `press`, `buzz`, `stuff`), when at least three letters
+/// remain (`add` stays).
+fn undouble(s: &str) -> &str {
+    let b = s.as_bytes();
+    match b {
+        [.., x, y] if x == y && s.len() > 3 && !b"aeiouylszf".contains(y) => &s[..s.len() - 1],
+        _ => s,
+    }
+}
+
+/// The base form of an irregular verb form or plural common in requests (`ran`, `wrote`,
+/// `children`). Forms that are also everyday nouns or adjectives, or filler of tool descriptions,
+/// are left alone (`left`, `saw`, `read`, `done`, `found`, `given`).
+fn irregular(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "ran" => "run",
+        "wrote" | "written" => "write",
+        "made" => "make",
+        "sent" => "send",
+        "got" | "gotten" => "get",
+        "took" | "taken" => "take",
+        "gave" => "give",
+        "built" => "build",
+        "began" | "begun" => "begin",
+        "chose" | "chosen" => "choose",
+        "drew" | "drawn" => "draw",
+        "froze" | "frozen" => "freeze",
+        "hid" | "hidden" => "hide",
+        "kept" => "keep",
+        "lost" => "lose",
+        "paid" => "pay",
+        "said" => "say",
+        "seen" => "see",
+        "shown" => "show",
+        "sold" => "sell",
+        "spent" => "spend",
+        "told" => "tell",
+        "threw" | "thrown" => "throw",
+        "went" | "gone" => "go",
+        "bought" => "buy",
+        "brought" => "bring",
+        "caught" => "catch",
+        "thought" => "think",
+        "broke" | "broken" => "break",
+        "forgot" | "forgotten" => "forget",
+        "spoke" | "spoken" => "speak",
+        "sought" => "seek",
+        "undid" | "undone" => "undo",
+        "rewrote" | "rewritten" => "rewrite",
+        "children" => "child",
+        "people" => "person",
+        "indices" => "index",
+        "analyses" => "analysis",
+        "criteria" => "criterion",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -199,6 +267,14 @@ mod tests {
         assert_eq!(stem("branches"), stem("branch"));
         assert_eq!(stem("status"), "status");
         assert_eq!(stem("ids"), "ids");
+        assert_eq!(stem("running"), stem("run"));
+        assert_eq!(stem("committed"), stem("commit"));
+        assert_eq!(stem("logged"), stem("logs"));
+        assert_eq!(stem("added"), stem("add"));
+        assert_eq!(stem("installed"), stem("install"));
+        assert_eq!(stem("pressing"), stem("press"));
+        assert_eq!(stem("wrote"), stem("writes"));
+        assert_eq!(stem("children"), stem("child"));
     }
 
     #[test]
