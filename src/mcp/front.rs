@@ -239,15 +239,26 @@ fn failures_exhausted(ctx: &ShardCtx, ip: std::net::IpAddr, note: &Note) -> Opti
 }
 
 fn failures_refusal(wait: Duration, note: &Note) -> Refusal {
+    rate_refusal(
+        wait,
+        note,
+        "too many failed authentications from this address",
+        "too many failed authentications; ",
+    )
+}
+
+/// 429: denied for `reason` (audit), with `Retry-After` in whole seconds and `retryAfterMs`;
+/// `what` (empty or ending in "; ") says which limit in the client's message.
+fn rate_refusal(wait: Duration, note: &Note, reason: &str, what: &str) -> Refusal {
     note.set(|f| {
         f.event = Some("denied");
-        f.reason = Some("too many failed authentications from this address".into());
+        f.reason = Some(reason.into());
     });
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Refusal {
         error: Error::downstream(
             ErrorKind::RateLimited,
-            format!("Too Many Requests: too many failed authentications; retry after {secs} s"),
+            format!("Too Many Requests: {what}retry after {secs} s"),
         )
         .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 })),
         challenge: None,
@@ -342,21 +353,7 @@ pub fn authorize(
         });
     }
     if let Err(wait) = policy.charge(&who, ip) {
-        note.set(|f| {
-            f.event = Some("denied");
-            f.reason = Some("rate limited".into());
-        });
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let e = Error::downstream(
-            ErrorKind::RateLimited,
-            format!("Too Many Requests: retry after {secs} s"),
-        )
-        .with_data(&json!({ "retryAfterMs": wait.as_millis() as u64 }));
-        return Err(Refusal {
-            error: e,
-            challenge: None,
-            retry_after_s: Some(secs),
-        });
+        return Err(rate_refusal(wait, note, "rate limited", ""));
     }
     Ok(())
 }
